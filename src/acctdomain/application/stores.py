@@ -1,0 +1,129 @@
+"""Where events are stored: one URL (or a plain file path) picks the backend.
+
+========================================  ============================================
+``memory:``                               in memory (tests, experiments)
+``sqlite:///relative/path.db``            an SQLite file (``sqlite:////abs/path.db``)
+``book.db`` (a plain path)                an SQLite file
+``postgresql://user:pw@host:5432/db``     PostgreSQL; ``?schema=name`` picks a schema
+========================================  ============================================
+
+With no URL, ``ACCTDOMAIN_STORE`` is read, and without it the SQLite file ``acctdomain.db``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import attrs
+
+from acctdomain.errors import StoreConfigurationError
+
+__all__ = ["DEFAULT_STORE", "STORE_ENV_VAR", "StoreSpec", "parse_store"]
+
+STORE_ENV_VAR = "ACCTDOMAIN_STORE"
+DEFAULT_STORE = "acctdomain.db"
+
+# Seconds a writer waits for another process's write lock before giving up.
+SQLITE_LOCK_TIMEOUT = "30"
+
+
+@attrs.frozen(kw_only=True)
+class StoreSpec:
+    """A parsed store location."""
+
+    kind: Literal["memory", "sqlite", "postgres"]
+    path: str = ""
+    host: str = ""
+    port: str = ""
+    user: str = ""
+    password: str = ""
+    dbname: str = ""
+    schema: str = ""
+
+    def environment(self) -> dict[str, str]:
+        """The eventsourcing environment variables for this store."""
+        if self.kind == "memory":
+            return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
+        if self.kind == "sqlite":
+            return {
+                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "SQLITE_DBNAME": self.path,
+                "SQLITE_LOCK_TIMEOUT": SQLITE_LOCK_TIMEOUT,
+            }
+        env = {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": self.dbname,
+            "POSTGRES_HOST": self.host,
+            "POSTGRES_PORT": self.port,
+            "POSTGRES_USER": self.user,
+            "POSTGRES_PASSWORD": self.password,
+            "CREATE_TABLE": "y",
+        }
+        if self.schema:
+            env["POSTGRES_SCHEMA"] = self.schema
+        return env
+
+    def prepare(self) -> None:
+        """Create what the store needs before eventsourcing connects (a PostgreSQL schema)."""
+        if self.kind != "postgres" or not self.schema:
+            return
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            dbname=self.dbname,
+            autocommit=True,
+        ) as connection:
+            connection.execute(
+                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
+            )
+
+
+def parse_store(url: str | None = None) -> StoreSpec:
+    """Parse a store URL or path; ``None`` reads ``ACCTDOMAIN_STORE``, then the default file."""
+    if url is None:
+        url = os.environ.get(STORE_ENV_VAR) or DEFAULT_STORE
+    if not isinstance(url, str) or not url.strip():
+        raise StoreConfigurationError("store", "expected a URL or a file path")
+    if url in ("memory:", "memory://"):
+        return StoreSpec(kind="memory")
+    if "://" not in url:
+        return StoreSpec(kind="sqlite", path=url)
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        path = unquote(parts.path[1:] if parts.path.startswith("/") else parts.path)
+        if parts.netloc or not path:
+            raise StoreConfigurationError(
+                "store", f"expected sqlite:///relative.db or sqlite:////absolute.db, got {url!r}"
+            )
+        return StoreSpec(kind="sqlite", path=path)
+    if parts.scheme in ("postgresql", "postgres"):
+        dbname = unquote(parts.path.lstrip("/"))
+        if not parts.hostname or not dbname:
+            raise StoreConfigurationError(
+                "store", f"a PostgreSQL URL needs a host and a database name, got {url!r}"
+            )
+        query = parse_qs(parts.query)
+        unknown = set(query) - {"schema"}
+        if unknown:
+            raise StoreConfigurationError(
+                "store", f"unknown PostgreSQL URL option(s): {', '.join(sorted(unknown))}"
+            )
+        return StoreSpec(
+            kind="postgres",
+            host=parts.hostname,
+            port=str(parts.port or 5432),
+            user=unquote(parts.username or "postgres"),
+            password=unquote(parts.password or ""),
+            dbname=dbname,
+            schema=query.get("schema", [""])[0],
+        )
+    raise StoreConfigurationError(
+        "store", f"unsupported scheme {parts.scheme!r}: use memory:, sqlite:/// or postgresql://"
+    )
