@@ -25,8 +25,12 @@ def drop_schema(schema: str) -> None:
     """Drop a test schema and everything in it."""
     spec = parse_store(POSTGRES_URL)
     with psycopg.connect(
-        host=spec.host, port=spec.port, user=spec.user, password=spec.password,
-        dbname=spec.dbname, autocommit=True,
+        host=spec.host,
+        port=spec.port,
+        user=spec.user,
+        password=spec.password,
+        dbname=spec.dbname,
+        autocommit=True,
     ) as connection:
         connection.execute(
             sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))

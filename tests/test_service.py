@@ -19,8 +19,8 @@ from acctdomain import (
 from acctdomain.domain import events as ev
 from acctdomain.errors import (
     AccountAlreadyExists,
-    AccountNotFound,
     AccountNotActive,
+    AccountNotFound,
     ConcurrencyConflict,
     IdempotencyKeyReused,
     InvalidValue,
@@ -36,13 +36,22 @@ def eur(amount: int | str) -> Money:
 
 def open_active(service: AccountService, key: str = "crm:1", arr: int = 10_000) -> UUID:
     opened = service.open_account(
-        name="Acme", segment="enterprise", industry="logistics", currency="EUR",
-        manager="amy", manager_type="strategic", external_key=key, actor="amy",
+        name="Acme",
+        segment="enterprise",
+        industry="logistics",
+        currency="EUR",
+        manager="amy",
+        manager_type="strategic",
+        external_key=key,
+        actor="amy",
         effective_at=BUSINESS_START,
     )
     service.start_contract(
-        opened.account_id, term_end=date(2026, 1, 6), lines=[ProductLine("core", eur(arr))],
-        actor="amy", effective_at=BUSINESS_START,
+        opened.account_id,
+        term_end=date(2026, 1, 6),
+        lines=[ProductLine("core", eur(arr))],
+        actor="amy",
+        effective_at=BUSINESS_START,
     )
     return opened.account_id
 
@@ -66,8 +75,14 @@ def test_opening_the_same_external_key_twice_is_refused(service: AccountService)
     before = event_count(service)
     with pytest.raises(AccountAlreadyExists, match="exists already"):
         service.open_account(
-            name="Acme again", segment="smb", industry="x", currency="EUR", manager="bo",
-            manager_type="sales", external_key="crm:7", actor="bo",
+            name="Acme again",
+            segment="smb",
+            industry="x",
+            currency="EUR",
+            manager="bo",
+            manager_type="sales",
+            external_key="crm:7",
+            actor="bo",
         )
     assert event_count(service) == before
 
@@ -79,8 +94,7 @@ def test_a_refused_command_appends_nothing(service: AccountService) -> None:
     with pytest.raises(AccountNotActive):
         service.upsell(account_id, product="core", added_arr=eur(5), actor="amy")
     with pytest.raises(InvalidValue, match="severity"):
-        service.raise_issue(account_id, title="t", severity="urgent", category="c",
-                            actor="amy")
+        service.raise_issue(account_id, title="t", severity="urgent", category="c", actor="amy")
     assert event_count(service) == before
     assert service.get_account(account_id).version == 3
 
@@ -119,8 +133,7 @@ def test_bad_command_options_are_refused_naming_the_option(
     account_id = open_active(memory_service)
     before = event_count(memory_service)
     with pytest.raises(InvalidValue) as caught:
-        memory_service.log_contact(account_id, channel="email", direction="inbound",
-                                   **options)  # type: ignore[arg-type]
+        memory_service.log_contact(account_id, channel="email", direction="inbound", **options)  # type: ignore[arg-type]
     assert caught.value.field == field
     assert event_count(memory_service) == before
 
@@ -132,12 +145,20 @@ def test_every_event_carries_actor_times_and_tracing_ids(
     correlation, cause = uuid4(), uuid4()
     clock.advance(hours=2)
     offered = service.offer_opportunity(
-        account_id, kind="upsell", product="core", estimated_arr=eur(100), actor="amy",
+        account_id,
+        kind="upsell",
+        product="core",
+        estimated_arr=eur(100),
+        actor="amy",
         effective_at=BUSINESS_START + timedelta(days=3),
     )
     service.win_opportunity(
-        account_id, opportunity_id=offered.entity_id, arr=eur(100), actor="bo",  # type: ignore[arg-type]
-        effective_at=BUSINESS_START + timedelta(days=4), correlation_id=correlation,
+        account_id,
+        opportunity_id=offered.entity_id,
+        arr=eur(100),
+        actor="bo",  # type: ignore[arg-type]
+        effective_at=BUSINESS_START + timedelta(days=4),
+        correlation_id=correlation,
         causation_id=cause,
     )
     # Winning appends two events; both carry the command's context.
@@ -154,12 +175,22 @@ def test_every_event_carries_actor_times_and_tracing_ids(
 
 def test_idempotency_key_applies_a_command_once(service: AccountService) -> None:
     account_id = open_active(service)
-    first = service.raise_issue(account_id, title="Sync fails", severity="high",
-                                category="integration", actor="amy",
-                                idempotency_key="ticket-991")
-    again = service.raise_issue(account_id, title="Sync fails", severity="high",
-                                category="integration", actor="amy",
-                                idempotency_key="ticket-991")
+    first = service.raise_issue(
+        account_id,
+        title="Sync fails",
+        severity="high",
+        category="integration",
+        actor="amy",
+        idempotency_key="ticket-991",
+    )
+    again = service.raise_issue(
+        account_id,
+        title="Sync fails",
+        severity="high",
+        category="integration",
+        actor="amy",
+        idempotency_key="ticket-991",
+    )
     assert again == first
     assert isinstance(first.entity_id, UUID)
     assert len(service.get_account(account_id).issues) == 1
@@ -168,15 +199,17 @@ def test_idempotency_key_applies_a_command_once(service: AccountService) -> None
 def test_idempotency_survives_a_restart(store_url: str, clock: FakeClock) -> None:
     first_service = AccountService(store_url, clock=clock)
     account_id = open_active(first_service)
-    first = first_service.log_contact(account_id, channel="phone", direction="outbound",
-                                      actor="amy", idempotency_key="call-1")
+    first = first_service.log_contact(
+        account_id, channel="phone", direction="outbound", actor="amy", idempotency_key="call-1"
+    )
     first_service.close()
     if store_url == "memory:":
         return  # nothing survives a restart in memory, by design
     restarted = AccountService(store_url, clock=clock)
     try:
-        again = restarted.log_contact(account_id, channel="phone", direction="outbound",
-                                      actor="amy", idempotency_key="call-1")
+        again = restarted.log_contact(
+            account_id, channel="phone", direction="outbound", actor="amy", idempotency_key="call-1"
+        )
         assert again == first
         assert restarted.get_account(account_id).contact_count == 1
     finally:
@@ -187,15 +220,16 @@ def test_reusing_an_idempotency_key_for_something_else_is_refused(
     service: AccountService,
 ) -> None:
     account_id = open_active(service)
-    service.log_contact(account_id, channel="phone", direction="outbound", actor="amy",
-                        idempotency_key="k")
+    service.log_contact(
+        account_id, channel="phone", direction="outbound", actor="amy", idempotency_key="k"
+    )
     before = event_count(service)
     with pytest.raises(IdempotencyKeyReused, match="log_contact"):
-        service.log_contact(account_id, channel="email", direction="outbound", actor="amy",
-                            idempotency_key="k")
+        service.log_contact(
+            account_id, channel="email", direction="outbound", actor="amy", idempotency_key="k"
+        )
     with pytest.raises(IdempotencyKeyReused):
-        service.record_feedback(account_id, score=NpsScore(3), actor="amy",
-                                idempotency_key="k")
+        service.record_feedback(account_id, score=NpsScore(3), actor="amy", idempotency_key="k")
     assert event_count(service) == before
 
 
@@ -204,10 +238,12 @@ def test_a_refused_command_with_a_key_can_be_retried_after_fixing_the_input(
 ) -> None:
     account_id = open_active(memory_service)
     with pytest.raises(InvalidValue):
-        memory_service.upsell(account_id, product="core", added_arr=Money(5, "USD"),
-                              actor="amy", idempotency_key="u1")
-    done = memory_service.upsell(account_id, product="core", added_arr=eur(5), actor="amy",
-                                 idempotency_key="u1")
+        memory_service.upsell(
+            account_id, product="core", added_arr=Money(5, "USD"), actor="amy", idempotency_key="u1"
+        )
+    done = memory_service.upsell(
+        account_id, product="core", added_arr=eur(5), actor="amy", idempotency_key="u1"
+    )
     assert done.version == 3
 
 
@@ -215,12 +251,14 @@ def test_expected_version_guards_against_editing_a_stale_view(
     service: AccountService,
 ) -> None:
     account_id = open_active(service)
-    service.log_contact(account_id, channel="email", direction="inbound", actor="amy",
-                        expected_version=2)
+    service.log_contact(
+        account_id, channel="email", direction="inbound", actor="amy", expected_version=2
+    )
     before = event_count(service)
     with pytest.raises(ConcurrencyConflict, match="expected version 2, the account is at 3"):
-        service.log_contact(account_id, channel="email", direction="inbound", actor="bo",
-                            expected_version=2)
+        service.log_contact(
+            account_id, channel="email", direction="inbound", actor="bo", expected_version=2
+        )
     assert event_count(service) == before
 
 
@@ -243,8 +281,13 @@ def test_state_as_known_at_a_recorded_time_ignores_later_entries(
     report_time = clock.advance(days=1)
     clock.advance(days=1)
     # Recorded later, but effective (backdated) before the report was run.
-    service.downgrade(account_id, product="core", reduced_by=eur(2_000), actor="amy",
-                      effective_at=BUSINESS_START + timedelta(hours=1))
+    service.downgrade(
+        account_id,
+        product="core",
+        reduced_by=eur(2_000),
+        actor="amy",
+        effective_at=BUSINESS_START + timedelta(hours=1),
+    )
     assert service.get_account_as_known_at(account_id, report_time).arr == eur(10_000)
     assert service.get_account(account_id).arr == eur(8_000)
     with pytest.raises(AccountNotFound, match="not recorded yet"):
@@ -255,11 +298,21 @@ def test_state_as_effective_at_a_business_date_includes_late_entries(
     service: AccountService,
 ) -> None:
     account_id = open_active(service)
-    service.upsell(account_id, product="core", added_arr=eur(1_000), actor="amy",
-                   effective_at=BUSINESS_START + timedelta(days=90))
+    service.upsell(
+        account_id,
+        product="core",
+        added_arr=eur(1_000),
+        actor="amy",
+        effective_at=BUSINESS_START + timedelta(days=90),
+    )
     # Recorded after the upsell, but it happened in the business before it.
-    service.downgrade(account_id, product="core", reduced_by=eur(3_000), actor="amy",
-                      effective_at=BUSINESS_START + timedelta(days=30))
+    service.downgrade(
+        account_id,
+        product="core",
+        reduced_by=eur(3_000),
+        actor="amy",
+        effective_at=BUSINESS_START + timedelta(days=30),
+    )
     on = service.get_account_as_effective_at
     assert on(account_id, date(2025, 1, 6)).arr == eur(10_000)
     assert on(account_id, date(2025, 2, 10)).arr == eur(7_000)
@@ -279,11 +332,13 @@ def test_history_returns_the_events_in_order(service: AccountService) -> None:
 
 def test_snapshots_keep_loading_correct_state(service: AccountService) -> None:
     account_id = open_active(service)
-    interval = AccountService.snapshotting_intervals[next(iter(
-        AccountService.snapshotting_intervals))]
+    interval = AccountService.snapshotting_intervals[
+        next(iter(AccountService.snapshotting_intervals))
+    ]
     for number in range(interval * 2 + 3):
-        service.log_contact(account_id, channel="email", direction="outbound",
-                            summary=f"note {number}", actor="amy")
+        service.log_contact(
+            account_id, channel="email", direction="outbound", summary=f"note {number}", actor="amy"
+        )
     assert service.snapshots is not None
     snapshots = list(service.snapshots.get(account_id))
     assert [s.originator_version for s in snapshots] == [interval, interval * 2]
@@ -298,13 +353,17 @@ def test_snapshot_is_taken_when_a_multi_event_command_crosses_the_boundary(
     account_id = open_active(memory_service)
     interval = 20
     for _ in range(interval - 4):  # versions 3..18
-        memory_service.log_contact(account_id, channel="email", direction="outbound",
-                                   actor="amy")
-    offer = memory_service.offer_opportunity(account_id, kind="upsell", product="core",
-                                             estimated_arr=eur(5), actor="amy")
+        memory_service.log_contact(account_id, channel="email", direction="outbound", actor="amy")
+    offer = memory_service.offer_opportunity(
+        account_id, kind="upsell", product="core", estimated_arr=eur(5), actor="amy"
+    )
     assert offer.version == interval - 1
-    won = memory_service.win_opportunity(account_id, opportunity_id=offer.entity_id,  # type: ignore[arg-type]
-                                         arr=eur(5), actor="amy")
+    won = memory_service.win_opportunity(
+        account_id,
+        opportunity_id=offer.entity_id,  # type: ignore[arg-type]
+        arr=eur(5),
+        actor="amy",
+    )
     assert won.version == interval + 1  # the win and the upsell: 20 and 21
     assert memory_service.snapshots is not None
     versions = [s.originator_version for s in memory_service.snapshots.get(account_id)]
@@ -323,6 +382,5 @@ def _replayed_without_snapshots(service: AccountService, account_id: UUID) -> ob
 
 def test_command_results_report_the_new_version(service: AccountService) -> None:
     account_id = open_active(service)
-    result = service.log_contact(account_id, channel="qbr", direction="outbound",
-                                 actor="amy")
+    result = service.log_contact(account_id, channel="qbr", direction="outbound", actor="amy")
     assert result == CommandResult(account_id, 3, None)

@@ -118,3 +118,8 @@ def test_account_id_from_external_key_is_deterministic_and_distinct() -> None:
 def test_account_id_from_blank_key_is_refused() -> None:
     with pytest.raises(InvalidValue, match="external_key"):
         account_id_for(" ")
+
+
+def test_text_that_cannot_be_stored_as_utf8_is_refused() -> None:
+    with pytest.raises(InvalidValue, match="product: is not valid Unicode"):
+        ProductLine("core\ud800", Money(1, "EUR"))

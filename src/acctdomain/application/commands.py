@@ -8,7 +8,11 @@ from uuid import UUID
 
 import attrs
 
-__all__ = ["OPTION_NAMES", "CommandOptions", "CommandResult"]
+__all__ = [
+    "OPTION_NAMES",
+    "CommandOptions",
+    "CommandResult",
+]
 
 
 class CommandOptions(TypedDict, total=False):

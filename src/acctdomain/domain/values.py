@@ -159,6 +159,11 @@ def require_text(field: str, value: object, *, allow_empty: bool = False) -> str
         raise InvalidValue(field, f"expected text, got {type(value).__name__}")
     if not allow_empty and not value.strip():
         raise InvalidValue(field, "must not be blank")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate cannot be stored as UTF-8: refuse it here, not at save time.
+        raise InvalidValue(field, "is not valid Unicode text (it has a lone surrogate)") from None
     return value
 
 
