@@ -322,5 +322,5 @@ class AccountMachine(RuleBasedStateMachine):
             assert replayed.state() == state
 
 
-AccountMachine.TestCase.settings = settings(max_examples=40, stateful_step_count=40, deadline=None)
+AccountMachine.TestCase.settings = settings(max_examples=75, stateful_step_count=40, deadline=None)
 TestAccountCommands = AccountMachine.TestCase
