@@ -10,7 +10,9 @@ import pytest
 from acctdomain import (
     AccountService,
     AccountStatus,
+    Channel,
     CommandResult,
+    Direction,
     Money,
     NpsScore,
     ProductLine,
@@ -384,3 +386,30 @@ def test_command_results_report_the_new_version(service: AccountService) -> None
     account_id = open_active(service)
     result = service.log_contact(account_id, channel="qbr", direction="outbound", actor="amy")
     assert result == CommandResult(account_id, 3, None)
+
+
+def test_an_idempotent_repeat_may_spell_enums_and_sequences_differently(
+    memory_service: AccountService,
+) -> None:
+    account_id = open_active(memory_service)
+    person = memory_service.add_stakeholder(
+        account_id, name="Kim", role="champion", actor="amy"
+    ).entity_id
+    assert person is not None
+    first = memory_service.log_contact(
+        account_id,
+        channel="qbr",
+        direction="outbound",
+        stakeholder_ids=[person],
+        actor="amy",
+        idempotency_key="qbr-q1",
+    )
+    again = memory_service.log_contact(
+        account_id,
+        channel=Channel.QBR,
+        direction=Direction.OUTBOUND,
+        stakeholder_ids=(person,),
+        actor="amy",
+        idempotency_key="qbr-q1",
+    )
+    assert again == first

@@ -8,9 +8,11 @@ snapshots, time travel, and plain-data answers (never a live aggregate).
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
+from enum import Enum
 from itertools import takewhile
 from typing import Any, ClassVar, Unpack
 from uuid import UUID, uuid4
@@ -196,7 +198,7 @@ class AccountService(Application[UUID]):
     ) -> str:
         given = {k: v for k, v in options.items() if k != "idempotency_key"}
         payload = {"account_id": account_id, "arguments": arguments, "options": given}
-        return fingerprint(command, self.mapper.transcoder.encode(_sorted(payload)))
+        return fingerprint(command, self.mapper.transcoder.encode(_canonical(payload)))
 
     def _replayed(self, key: str, command: str, digest: str) -> CommandResult | None:
         try:
@@ -282,7 +284,8 @@ class AccountService(Application[UUID]):
                     raise AccountAlreadyExists(
                         "account_id", f"account {account.id} was opened concurrently"
                     ) from None
-                time.sleep(0.002 * (attempt + 1))
+                # Jitter, so that writers who collided do not collide again in lockstep.
+                time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
                 continue
             return result
         raise ConcurrencyConflict(
@@ -1055,8 +1058,13 @@ class AccountService(Application[UUID]):
         return events  # type: ignore[return-value]
 
 
-def _sorted(value: Any) -> Any:
-    """Dicts with sorted keys, recursively, so equal arguments encode identically."""
+def _canonical(value: Any) -> Any:
+    """Arguments in one canonical form, so equal commands fingerprint identically: dicts with
+    sorted keys, any sequence as a tuple, enum members as their values ("smb" == Segment.SMB)."""
     if isinstance(value, dict):
-        return {k: _sorted(value[k]) for k in sorted(value)}
+        return {k: _canonical(value[k]) for k in sorted(value)}
+    if isinstance(value, list | tuple):
+        return tuple(_canonical(item) for item in value)
+    if isinstance(value, Enum):
+        return value.value
     return value
