@@ -847,3 +847,24 @@ def _history_of(account: Account) -> list[ev.AccountEvent]:
     rebuilt.upsell(product="core", added_arr=eur(500), ctx=ctx(100))
     rebuilt.downgrade(product="core", reduced_by=eur(200), reason="", ctx=ctx(50))
     return list(rebuilt.collect_events())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("command", ["upsell", "cross_sell", "downgrade", "renew", "churn"])
+def test_revenue_changes_cannot_be_backdated_before_the_last_contract_change(
+    command: str,
+) -> None:
+    account = active(1_000)
+    account.renew(term_end=date(2027, 1, 6), lines=[ProductLine("core", eur(2_000))], ctx=ctx(360))
+    calls: dict[str, Callable[[], None]] = {
+        "upsell": lambda: account.upsell(product="core", added_arr=eur(1), ctx=ctx(300)),
+        "cross_sell": lambda: account.cross_sell(product="new", arr=eur(1), ctx=ctx(300)),
+        "downgrade": lambda: account.downgrade(
+            product="core", reduced_by=eur(1), reason="", ctx=ctx(300)
+        ),
+        "renew": lambda: account.renew(
+            term_end=date(2028, 1, 1), lines=[ProductLine("core", eur(1))], ctx=ctx(300)
+        ),
+        "churn": lambda: account.churn(reason="price", detail="", ctx=ctx(300)),
+    }
+    error = refused(account, calls[command], InvalidValue, "effective_at")
+    assert "last contract change" in error.reason

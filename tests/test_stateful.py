@@ -25,6 +25,7 @@ from acctdomain import (
     Money,
     ProductLine,
 )
+from acctdomain.domain import Account
 from acctdomain.domain.records import OpportunityStatus, TacticStatus
 from acctdomain.domain.values import (
     Channel,
@@ -320,6 +321,12 @@ class AccountMachine(RuleBasedStateMachine):
                 replayed = event.mutate(replayed)
             assert replayed is not None
             assert replayed.state() == state
+            # Business-time replay of everything agrees with recording-order replay on revenue.
+            in_business_order = Account.as_effective_at(history, datetime.max.replace(tzinfo=UTC))
+            assert in_business_order is not None
+            effective = in_business_order.state()
+            assert set(effective.lines) == set(state.lines)
+            assert effective.status is state.status
 
 
 AccountMachine.TestCase.settings = settings(max_examples=75, stateful_step_count=40, deadline=None)

@@ -130,6 +130,10 @@ class Account(Aggregate):
         self._renewal_due_on: date | None = None
         self._churned_at: datetime | None = None
         self._churn_reason: ChurnReason | None = None
+        # Effective time of the last contract start, renewal, reactivation or churn: revenue
+        # changes may not be backdated before it, so that replaying in effective-time order
+        # gives the same lines as replaying in recording order.
+        self._term_changed_at: datetime | None = None
         self._stakeholders: dict[UUID, Stakeholder] = {}
         self._requests: dict[UUID, CustomerRequest] = {}
         self._issues: dict[UUID, Issue] = {}
@@ -213,6 +217,15 @@ class Account(Aggregate):
                 "effective_at",
                 f"{ctx.effective_at.isoformat()} is before {not_before.isoformat()}, "
                 "when the item it refers to began",
+            )
+
+    def _check_revenue_effective(self, ctx: EventContext) -> None:
+        self._check_effective(ctx)
+        if self._term_changed_at is not None and ctx.effective_at < self._term_changed_at:
+            raise InvalidValue(
+                "effective_at",
+                f"{ctx.effective_at.isoformat()} is before the last contract change "
+                f"({self._term_changed_at.isoformat()}); revenue changes cannot predate it",
             )
 
     def _require_active(self, command: str) -> None:
@@ -473,7 +486,7 @@ class Account(Aggregate):
     def renew(self, *, term_end: date, lines: Iterable[ProductLine], ctx: EventContext) -> None:
         """Renew the contract with the complete new set of lines (a smaller set is a
         downgrade at renewal, a larger one an expansion)."""
-        self._check_effective(ctx)
+        self._check_revenue_effective(ctx)
         self._require_active("renew")
         end = self._term_end_arg(term_end, ctx)
         if self._term_end is not None and end <= self._term_end:
@@ -488,7 +501,7 @@ class Account(Aggregate):
 
     def churn(self, *, reason: ChurnReason | str, detail: str, ctx: EventContext) -> None:
         """The customer left (renewal lost or contract cancelled)."""
-        self._check_effective(ctx)
+        self._check_revenue_effective(ctx)
         self._require_active("churn")
         self._trigger(
             ev.Churned,
@@ -520,7 +533,7 @@ class Account(Aggregate):
         ctx: EventContext,
     ) -> None:
         """More of a product the customer has."""
-        self._check_effective(ctx)
+        self._check_revenue_effective(ctx)
         self._require_active("upsell")
         product = require_text("product", product)
         if product not in self._lines:
@@ -537,7 +550,7 @@ class Account(Aggregate):
 
     def cross_sell(self, *, product: str, arr: Money, ctx: EventContext) -> None:
         """A product the customer does not have yet."""
-        self._check_effective(ctx)
+        self._check_revenue_effective(ctx)
         self._require_active("cross-sell")
         product = require_text("product", product)
         if product in self._lines:
@@ -554,7 +567,7 @@ class Account(Aggregate):
 
     def downgrade(self, *, product: str, reduced_by: Money, reason: str, ctx: EventContext) -> None:
         """Contraction: less of a product during the term."""
-        self._check_effective(ctx)
+        self._check_revenue_effective(ctx)
         self._require_active("downgrade")
         product = require_text("product", product)
         if product not in self._lines:
@@ -621,6 +634,7 @@ class Account(Aggregate):
         """The customer accepted an offer: records the win and the upsell or cross-sell."""
         opportunity = self._open_opportunity(opportunity_id)
         self._check_effective(ctx, not_before=opportunity.offered_at)
+        self._check_revenue_effective(ctx)
         self._require_active("win an opportunity")
         won = self._money("arr", arr, positive=True)
         expands_line = opportunity.product in self._lines
@@ -924,23 +938,24 @@ class Account(Aggregate):
         self._manager = event.manager
         self._manager_type = event.manager_type
 
-    def _set_lines(self, lines: tuple[ProductLine, ...], term_end: date) -> None:
+    def _set_lines(self, lines: tuple[ProductLine, ...], term_end: date, at: datetime) -> None:
         self._lines = {line.product: line.arr for line in lines}
         self._term_end = term_end
         self._renewal_due_on = None
         self._status = AccountStatus.ACTIVE
+        self._term_changed_at = at
 
     @when.register
     def _(self, event: ev.ContractStarted) -> None:
-        self._set_lines(event.lines, event.term_end)
+        self._set_lines(event.lines, event.term_end, event.effective_at)
 
     @when.register
     def _(self, event: ev.Renewed) -> None:
-        self._set_lines(event.lines, event.term_end)
+        self._set_lines(event.lines, event.term_end, event.effective_at)
 
     @when.register
     def _(self, event: ev.Reactivated) -> None:
-        self._set_lines(event.lines, event.term_end)
+        self._set_lines(event.lines, event.term_end, event.effective_at)
         self._churned_at = None
         self._churn_reason = None
 
@@ -954,6 +969,7 @@ class Account(Aggregate):
         self._renewal_due_on = None
         self._status = AccountStatus.CHURNED
         self._churned_at = event.effective_at
+        self._term_changed_at = event.effective_at
         self._churn_reason = event.reason
 
     @when.register
