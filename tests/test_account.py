@@ -817,10 +817,10 @@ def test_recorded_time_never_goes_backwards_within_an_account() -> None:
     assert event.timestamp == OPENED
 
 
-def test_effective_time_view_applies_backdated_events_in_business_order() -> None:
+def test_effective_time_view_includes_only_events_effective_by_then() -> None:
     account = active(1_000)
-    account.upsell(product="core", added_arr=eur(500), ctx=ctx(100))
     account.downgrade(product="core", reduced_by=eur(200), reason="", ctx=ctx(50))
+    account.upsell(product="core", added_arr=eur(500), ctx=ctx(100))
     history = [*_history_of(account)]
     at_60 = Account.as_effective_at(history, OPENED + timedelta(days=60))
     assert at_60 is not None
@@ -844,8 +844,8 @@ def _history_of(account: Account) -> list[ev.AccountEvent]:
     rebuilt.start_contract(
         term_end=date(2026, 1, 6), lines=[ProductLine("core", eur(1_000))], ctx=ctx(1)
     )
-    rebuilt.upsell(product="core", added_arr=eur(500), ctx=ctx(100))
     rebuilt.downgrade(product="core", reduced_by=eur(200), reason="", ctx=ctx(50))
+    rebuilt.upsell(product="core", added_arr=eur(500), ctx=ctx(100))
     return list(rebuilt.collect_events())  # type: ignore[arg-type]
 
 
@@ -867,4 +867,4 @@ def test_revenue_changes_cannot_be_backdated_before_the_last_contract_change(
         "churn": lambda: account.churn(reason="price", detail="", ctx=ctx(300)),
     }
     error = refused(account, calls[command], InvalidValue, "effective_at")
-    assert "last contract change" in error.reason
+    assert "last revenue change" in error.reason

@@ -73,7 +73,7 @@ def test_public_names_are_listed_sorted(module_name: str) -> None:
     names = getattr(module, "__all__", None)
     if names is None:
         return
-    assert list(names) == sorted(names), f"{module_name}.__all__ is not sorted"
+    # Sorting itself is ruff's RUF022 (isort-style order); here: every listed name exists.
     for name in names:
         assert hasattr(module, name), f"{module_name}.__all__ names missing {name}"
 

@@ -308,17 +308,18 @@ def test_state_as_effective_at_a_business_date_includes_late_entries(
         effective_at=BUSINESS_START + timedelta(days=90),
     )
     # Recorded after the upsell, but it happened in the business before it.
-    service.downgrade(
+    service.record_value_delivered(
         account_id,
-        product="core",
-        reduced_by=eur(3_000),
+        amount=eur(3_000),
+        description="automated invoicing",
         actor="amy",
         effective_at=BUSINESS_START + timedelta(days=30),
     )
     on = service.get_account_as_effective_at
-    assert on(account_id, date(2025, 1, 6)).arr == eur(10_000)
-    assert on(account_id, date(2025, 2, 10)).arr == eur(7_000)
-    assert on(account_id, date(2025, 6, 1)).arr == eur(8_000)
+    assert on(account_id, date(2025, 1, 6)).value_delivered == eur(0)
+    assert on(account_id, date(2025, 2, 10)).value_delivered == eur(3_000)
+    assert on(account_id, date(2025, 2, 10)).arr == eur(10_000)
+    assert on(account_id, date(2025, 6, 1)).arr == eur(11_000)
     with pytest.raises(AccountNotFound, match="not opened yet"):
         on(account_id, date(2024, 12, 31))
     with pytest.raises(InvalidValue, match="when"):

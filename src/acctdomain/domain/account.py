@@ -130,10 +130,10 @@ class Account(Aggregate):
         self._renewal_due_on: date | None = None
         self._churned_at: datetime | None = None
         self._churn_reason: ChurnReason | None = None
-        # Effective time of the last contract start, renewal, reactivation or churn: revenue
-        # changes may not be backdated before it, so that replaying in effective-time order
-        # gives the same lines as replaying in recording order.
-        self._term_changed_at: datetime | None = None
+        # Effective time of the last revenue event (contract start, renewal, reactivation,
+        # churn, upsell, cross-sell, downgrade): revenue changes may not be backdated before it,
+        # so that replaying in effective-time order gives the same lines as recording order.
+        self._revenue_changed_at: datetime | None = None
         self._stakeholders: dict[UUID, Stakeholder] = {}
         self._requests: dict[UUID, CustomerRequest] = {}
         self._issues: dict[UUID, Issue] = {}
@@ -221,11 +221,11 @@ class Account(Aggregate):
 
     def _check_revenue_effective(self, ctx: EventContext) -> None:
         self._check_effective(ctx)
-        if self._term_changed_at is not None and ctx.effective_at < self._term_changed_at:
+        if self._revenue_changed_at is not None and ctx.effective_at < self._revenue_changed_at:
             raise InvalidValue(
                 "effective_at",
-                f"{ctx.effective_at.isoformat()} is before the last contract change "
-                f"({self._term_changed_at.isoformat()}); revenue changes cannot predate it",
+                f"{ctx.effective_at.isoformat()} is before the last revenue change "
+                f"({self._revenue_changed_at.isoformat()}); revenue changes cannot predate it",
             )
 
     def _require_active(self, command: str) -> None:
@@ -943,7 +943,7 @@ class Account(Aggregate):
         self._term_end = term_end
         self._renewal_due_on = None
         self._status = AccountStatus.ACTIVE
-        self._term_changed_at = at
+        self._revenue_changed_at = at
 
     @when.register
     def _(self, event: ev.ContractStarted) -> None:
@@ -969,20 +969,23 @@ class Account(Aggregate):
         self._renewal_due_on = None
         self._status = AccountStatus.CHURNED
         self._churned_at = event.effective_at
-        self._term_changed_at = event.effective_at
+        self._revenue_changed_at = event.effective_at
         self._churn_reason = event.reason
 
     @when.register
     def _(self, event: ev.Upsold) -> None:
+        self._revenue_changed_at = event.effective_at
         current = self._lines.get(event.product, Money.zero(self._currency))
         self._lines[event.product] = current + event.added_arr
 
     @when.register
     def _(self, event: ev.CrossSold) -> None:
+        self._revenue_changed_at = event.effective_at
         self._lines[event.product] = event.arr
 
     @when.register
     def _(self, event: ev.Downgraded) -> None:
+        self._revenue_changed_at = event.effective_at
         current = self._lines.get(event.product, Money.zero(self._currency))
         remaining = current - event.reduced_by
         if remaining.amount > 0:

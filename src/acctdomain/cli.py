@@ -1,0 +1,264 @@
+"""The ``acctdomain`` command line.
+
+One :data:`app` (a ``typer.Typer``) holds every command; :func:`main` is the console-script
+entry point. Mistakes of the user (a bad option value, a path that cannot be written) end with
+one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections import Counter
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from eventsourcing.persistence import PersistenceError
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from acctdomain.application import AccountService, StoreSpec
+from acctdomain.demo import BookSummary, eur_at_demo_rate, generate_book
+from acctdomain.domain import AccountState, AccountStatus, IssueSeverity, Segment
+
+__all__ = ["app", "main"]
+
+USAGE_ERROR = 2
+"""Exit code for a mistake in the command line (as click uses for usage errors)."""
+
+app = typer.Typer(
+    name="acctdomain",
+    help="An account manager's book of business as an event-sourced domain.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """An account manager's book of business as an event-sourced domain."""
+    # A callback makes the app a group, so `acctdomain demo` stays `demo` as commands are added.
+
+
+def main() -> None:
+    """Run the command line (the ``acctdomain`` console script)."""
+    app()
+
+
+def _fail(message: str, code: int = USAGE_ERROR) -> NoReturn:
+    """End the command with one line on stderr."""
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"error: {message}", markup=False)
+    raise typer.Exit(code)
+
+
+# --- demo -------------------------------------------------------------------------------------
+
+
+def _replace_store(db: Path) -> None:
+    """Remove ``db`` and its WAL files, after checking a new file can be written there."""
+    if db.is_dir():
+        _fail(f"--db {db} is a directory, expected a file path")
+    parent = db.parent if str(db.parent) else Path(".")
+    if not parent.is_dir():
+        _fail(f"--db {db}: the directory {parent} does not exist")
+    for suffix in ("", "-wal", "-shm"):
+        old = db.with_name(db.name + suffix)
+        try:
+            old.unlink(missing_ok=True)
+        except OSError as error:
+            _fail(f"--db {db}: cannot replace {old}: {error.strerror or error}")
+    try:
+        db.touch()
+    except OSError as error:
+        _fail(f"--db {db}: cannot write there: {error.strerror or error}")
+
+
+def _eur(state: AccountState) -> Decimal:
+    """ARR converted at the fixed demo rates, for ranking accounts of different currencies."""
+    return eur_at_demo_rate(state.arr)
+
+
+def _report(
+    db: Path, summary: BookSummary, states: list[AccountState], elapsed: float
+) -> dict[str, Any]:
+    """The summary as plain JSON-ready data; every key is always present."""
+    by_segment = {
+        segment.value: {status.value: 0 for status in AccountStatus} for segment in Segment
+    }
+    arr: dict[str, Decimal] = {}
+    paying: Counter[str] = Counter()
+    for state in states:
+        by_segment[state.segment.value][state.status.value] += 1
+        if state.status is AccountStatus.ACTIVE:
+            arr[state.currency] = arr.get(state.currency, Decimal(0)) + state.arr.amount
+            paying[state.currency] += 1
+    open_issues = [issue for state in states for issue in state.open_issues]
+    top = sorted(states, key=_eur, reverse=True)[:10]
+    return {
+        "db": str(db),
+        "seed": summary.seed,
+        "period": {"start": summary.start.isoformat(), "end": summary.end.isoformat()},
+        "accounts": summary.accounts,
+        "commands": summary.commands,
+        "events": summary.events,
+        "events_per_account": round(summary.events_per_account, 1),
+        "elapsed_seconds": round(elapsed, 2),
+        "accounts_by_segment": by_segment,
+        "arr_by_currency": {
+            currency: {"accounts": paying[currency], "arr": str(arr[currency])}
+            for currency in sorted(arr)
+        },
+        "renewals": summary.renewals,
+        "churns": summary.churns,
+        "churned_accounts": summary.churned_accounts,
+        "reactivated_accounts": summary.reactivated_accounts,
+        "churned_now": sum(s.status is AccountStatus.CHURNED for s in states),
+        "open_issues": len(open_issues),
+        "open_critical_issues": sum(i.severity is IssueSeverity.CRITICAL for i in open_issues),
+        "top_accounts": [
+            {
+                "name": state.name,
+                "segment": state.segment.value,
+                "manager": state.manager,
+                "currency": state.currency,
+                "arr": str(state.arr.amount),
+                "arr_eur": str(_eur(state).quantize(Decimal(1))),
+            }
+            for state in top
+        ],
+    }
+
+
+def _amount(value: str | Decimal, currency: str = "") -> str:
+    text = f"{Decimal(value):,.0f}"
+    return f"{text} {currency}" if currency else text
+
+
+def _print_tables(console: Console, report: dict[str, Any]) -> None:
+    """The summary as rich tables."""
+    console.print(
+        f"[bold]{report['accounts']} accounts[/], {report['events']:,} events "
+        f"({report['events_per_account']} per account) from {report['period']['start']} "
+        f"to {report['period']['end']}, written to {report['db']} "
+        f"in {report['elapsed_seconds']:.1f} s (seed {report['seed']})"
+    )
+    statuses = [status.value for status in AccountStatus]
+    segments = Table(title="Accounts by segment and status", title_justify="left")
+    segments.add_column("segment")
+    for status in statuses:
+        segments.add_column(status, justify="right")
+    segments.add_column("total", justify="right")
+    for segment, counts in report["accounts_by_segment"].items():
+        row = [str(counts[status]) for status in statuses]
+        segments.add_row(segment, *row, str(sum(counts.values())))
+    console.print(segments)
+
+    arr = Table(title="ARR by currency (active accounts, now)", title_justify="left")
+    arr.add_column("currency")
+    arr.add_column("accounts", justify="right")
+    arr.add_column("ARR", justify="right")
+    for currency, row in report["arr_by_currency"].items():
+        arr.add_row(currency, str(row["accounts"]), _amount(row["arr"]))
+    console.print(arr)
+
+    retention = Table(title="Retention and service", title_justify="left", show_header=False)
+    retention.add_column("what")
+    retention.add_column("count", justify="right")
+    retention.add_row("renewals", str(report["renewals"]))
+    retention.add_row("churn events", str(report["churns"]))
+    retention.add_row("accounts that churned", str(report["churned_accounts"]))
+    retention.add_row("accounts reactivated", str(report["reactivated_accounts"]))
+    retention.add_row("churned now", str(report["churned_now"]))
+    retention.add_row("open issues", str(report["open_issues"]))
+    retention.add_row("open critical issues", str(report["open_critical_issues"]))
+    console.print(retention)
+
+    top = Table(
+        title="Top 10 accounts by ARR",
+        caption="ranked at fixed demo rates to EUR",
+        title_justify="left",
+    )
+    top.add_column("#", justify="right")
+    top.add_column("account")
+    top.add_column("segment")
+    top.add_column("manager")
+    top.add_column("ARR", justify="right")
+    top.add_column("≈ EUR", justify="right")
+    for rank, row in enumerate(report["top_accounts"], start=1):
+        top.add_row(
+            str(rank),
+            row["name"],
+            row["segment"],
+            row["manager"],
+            _amount(row["arr"], row["currency"]),
+            _amount(row["arr_eur"]),
+        )
+    console.print(top)
+
+
+@app.command()
+def demo(
+    db: Annotated[
+        Path, typer.Option("--db", help="SQLite file to write (replaced if it exists).")
+    ] = Path("acctdomain-demo.db"),
+    accounts: Annotated[int, typer.Option("--accounts", help="Number of accounts.")] = 120,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Random seed: the same seed writes the same book.")
+    ] = 7,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print a JSON summary instead of tables.")
+    ] = False,
+) -> None:
+    """Write a realistic, seeded demo book of business into an SQLite file and summarise it."""
+    if accounts < 1:
+        _fail(f"--accounts must be at least 1, got {accounts}")
+    _replace_store(db)
+    try:
+        service = AccountService(StoreSpec(kind="sqlite", path=str(db)))
+    except (OSError, sqlite3.Error, PersistenceError) as error:
+        _fail(f"--db {db}: cannot open an SQLite store there: {error}")
+    errors = Console(stderr=True)
+    try:
+        progress = Progress(
+            TextColumn("Writing accounts"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=errors,
+            transient=True,
+            # Only animate for a person watching; logs and pipes get the summary alone.
+            disable=not errors.is_terminal,
+        )
+        task = progress.add_task("accounts", total=accounts)
+        started = time.perf_counter()
+        with progress:
+            summary = generate_book(
+                service,
+                accounts=accounts,
+                seed=seed,
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )
+        elapsed = time.perf_counter() - started
+        states = [service.get_account(account_id) for account_id in summary.account_ids]
+    except (OSError, sqlite3.Error, PersistenceError) as error:
+        _fail(f"writing to {db} failed: {error}", code=1)
+    finally:
+        service.close()
+    report = _report(db, summary, states, elapsed)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        _print_tables(Console(), report)
