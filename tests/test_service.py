@@ -414,3 +414,38 @@ def test_an_idempotent_repeat_may_spell_enums_and_sequences_differently(
         idempotency_key="qbr-q1",
     )
     assert again == first
+
+
+def test_generators_are_accepted_for_sequences(memory_service: AccountService) -> None:
+    account_id = open_active(memory_service)
+    person = memory_service.add_stakeholder(account_id, name="Kim", role="champion", actor="a")
+    assert person.entity_id is not None
+    memory_service.log_contact(
+        account_id,
+        channel="qbr",
+        direction="outbound",
+        actor="a",
+        stakeholder_ids=(p for p in [person.entity_id]),
+    )
+    [*_, contact] = memory_service.history(account_id)
+    assert isinstance(contact, ev.ContactLogged)
+    assert contact.stakeholder_ids == (person.entity_id,)
+    memory_service.renew(
+        account_id,
+        term_end=date(2027, 1, 6),
+        actor="a",
+        lines=(line for line in [ProductLine("core", eur(9_000))]),
+    )
+    assert memory_service.get_account(account_id).arr == eur(9_000)
+
+
+def test_a_non_sequence_is_refused_as_invalid_value(memory_service: AccountService) -> None:
+    account_id = open_active(memory_service)
+    with pytest.raises(InvalidValue, match="stakeholder_ids"):
+        memory_service.log_contact(
+            account_id,
+            channel="qbr",
+            direction="outbound",
+            actor="a",
+            stakeholder_ids=42,  # type: ignore[arg-type]
+        )

@@ -62,3 +62,10 @@ def test_default_store_comes_from_the_environment(monkeypatch: pytest.MonkeyPatc
 def test_bad_store_locations_are_refused(url: str, message: str) -> None:
     with pytest.raises(StoreConfigurationError, match=message):
         parse_store(url)
+
+
+def test_store_errors_name_the_field_and_reason() -> None:
+    with pytest.raises(StoreConfigurationError) as caught:
+        parse_store("ftp://host/x")
+    assert caught.value.field == "store"
+    assert str(caught.value).startswith("store: unsupported scheme 'ftp'")

@@ -106,3 +106,8 @@ class IdempotencyKeyReused(AcctDomainError):
 
 class StoreConfigurationError(AcctDomainError, ValueError):
     """The event store location is malformed or names an unsupported backend."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason

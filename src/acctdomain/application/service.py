@@ -420,6 +420,7 @@ class AccountService(Application[UUID]):
         **options: Unpack[CommandOptions],
     ) -> CommandResult:
         """Record a call, email, meeting or QBR, with the stakeholders who took part."""
+        stakeholder_ids = _materialise("stakeholder_ids", stakeholder_ids)
         return self._change(
             "log_contact",
             account_id,
@@ -605,6 +606,7 @@ class AccountService(Application[UUID]):
         **options: Unpack[CommandOptions],
     ) -> CommandResult:
         """Start the first contract; ``term_end`` is the renewal date."""
+        lines = _materialise("lines", lines)
         return self._change(
             "start_contract",
             account_id,
@@ -634,6 +636,7 @@ class AccountService(Application[UUID]):
         **options: Unpack[CommandOptions],
     ) -> CommandResult:
         """Renew until ``term_end`` with the complete new set of product lines."""
+        lines = _materialise("lines", lines)
         return self._change(
             "renew",
             account_id,
@@ -668,6 +671,7 @@ class AccountService(Application[UUID]):
         **options: Unpack[CommandOptions],
     ) -> CommandResult:
         """Win a churned customer back with a new contract."""
+        lines = _materialise("lines", lines)
         return self._change(
             "reactivate",
             account_id,
@@ -1065,6 +1069,14 @@ class AccountService(Application[UUID]):
         if not events or not isinstance(events[0], AccountEvent):
             raise AccountNotFound(account_id)
         return events  # type: ignore[return-value]
+
+
+def _materialise(field: str, values: Iterable[Any]) -> tuple[Any, ...]:
+    """A caller's sequence as a tuple, read once (a generator would be used up by the
+    fingerprint before the aggregate saw it)."""
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        raise InvalidValue(field, f"expected a sequence, got {type(values).__name__}")
+    return tuple(values)
 
 
 def _canonical(value: Any) -> Any:
