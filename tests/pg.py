@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from uuid import uuid4
 
-import psycopg
 from psycopg import sql
 
 from acctdomain.application.stores import parse_store
@@ -23,15 +22,7 @@ def new_schema_url() -> tuple[str, str]:
 
 def drop_schema(schema: str) -> None:
     """Drop a test schema and everything in it."""
-    spec = parse_store(POSTGRES_URL)
-    with psycopg.connect(
-        host=spec.host,
-        port=spec.port,
-        user=spec.user,
-        password=spec.password,
-        dbname=spec.dbname,
-        autocommit=True,
-    ) as connection:
+    with parse_store(POSTGRES_URL).connect() as connection:
         connection.execute(
             sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
         )

@@ -13,12 +13,15 @@ With no URL, ``ACCTDOMAIN_STORE`` is read, and without it the SQLite file ``acct
 from __future__ import annotations
 
 import os
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import attrs
 
 from acctdomain.errors import StoreConfigurationError
+
+if TYPE_CHECKING:
+    import psycopg
 
 __all__ = ["DEFAULT_STORE", "STORE_ENV_VAR", "StoreSpec", "parse_store"]
 
@@ -65,21 +68,28 @@ class StoreSpec:
             env["POSTGRES_SCHEMA"] = self.schema
         return env
 
-    def prepare(self) -> None:
-        """Create what the store needs before eventsourcing connects (a PostgreSQL schema)."""
-        if self.kind != "postgres" or not self.schema:
-            return
+    def connect(self) -> psycopg.Connection[tuple[object, ...]]:
+        """An autocommit connection to this PostgreSQL store (for set-up and tests)."""
         import psycopg
-        from psycopg import sql
 
-        with psycopg.connect(
+        if self.kind != "postgres":
+            raise StoreConfigurationError("store", f"a {self.kind} store has no connection")
+        return psycopg.connect(
             host=self.host,
             port=self.port,
             user=self.user,
             password=self.password,
             dbname=self.dbname,
             autocommit=True,
-        ) as connection:
+        )
+
+    def prepare(self) -> None:
+        """Create what the store needs before eventsourcing connects (a PostgreSQL schema)."""
+        if self.kind != "postgres" or not self.schema:
+            return
+        from psycopg import sql
+
+        with self.connect() as connection:
             connection.execute(
                 sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
             )
