@@ -24,14 +24,12 @@ from acctdomain.errors import ConcurrencyConflict
 BARRIER_TIMEOUT = 60.0
 
 _barrier: threading.Barrier | None = None
-_startup_lock: Any = None
 
 
-def init_worker(barrier: threading.Barrier, startup_lock: Any) -> None:
+def init_worker(barrier: threading.Barrier) -> None:
     """Pool initializer: keep what all workers share (it cannot travel with a task)."""
-    global _barrier, _startup_lock
+    global _barrier
     _barrier = barrier
-    _startup_lock = startup_lock
 
 
 def _wait_for_everyone() -> None:
@@ -46,10 +44,6 @@ class CountingService(AccountService):
     (and then retries or reports), so a test can tell a first-time success from a retried one.
     """
 
-    # eventsourcing names a subclass after itself, and PostgreSQL tables after the name: keep
-    # the service's name, or the workers would write to tables the parent never reads.
-    name = AccountService.name
-
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.collisions = 0
@@ -63,7 +57,7 @@ class CountingService(AccountService):
 
 
 class WorkerFailed(Exception):
-    """An unexpected exception in a worker, as text (acctdomain's errors do not unpickle)."""
+    """An unexpected exception in a worker, with the worker's traceback as text."""
 
 
 @attrs.frozen
@@ -118,14 +112,8 @@ def _run(
     assert _barrier is not None, "init_worker was not run"
     service: CountingService | None = None
     try:
-        # The services are built one at a time. On PostgreSQL, every AccountService start
-        # re-runs eventsourcing's DDL (CREATE ... IF NOT EXISTS, CREATE OR REPLACE FUNCTION),
-        # which PostgreSQL does not serialise: processes starting at the same moment fail with
-        # "tuple concurrently updated" or a unique violation on pg_type (a bug in src, reported
-        # with a patch; drop this lock once AccountService serialises its own start-up).
-        # What these tests race is the commands, which start together at the barrier.
-        with _startup_lock:
-            service = CountingService(store_url, max_attempts=max_attempts)
+        # Services start together too: AccountService serialises its own PostgreSQL start-up.
+        service = CountingService(store_url, max_attempts=max_attempts)
         return body(service)
     except BaseException as error:
         # Do not leave the other workers waiting at the barrier for a worker that died.
@@ -212,3 +200,31 @@ def race_expected_version(
         return outcomes
 
     return _run(store_url, 8, body)
+
+
+def start_together(store_url: str, worker: int) -> list[Outcome]:
+    """Start a service at the same moment as the other workers, on a store nobody set up yet,
+    then open one account: the start-up DDL races, not the commands."""
+    assert _barrier is not None, "init_worker was not run"
+    try:
+        _wait_for_everyone()
+        service = CountingService(store_url)
+    except BaseException as error:
+        _barrier.abort()
+        if isinstance(error, threading.BrokenBarrierError):
+            raise
+        raise WorkerFailed(traceback.format_exc()) from None
+    try:
+        opened = service.open_account(
+            name=f"Started {worker}",
+            segment="smb",
+            industry="retail",
+            currency="EUR",
+            manager="amy",
+            manager_type="sales",
+            external_key=f"crm:started-{worker}",
+            actor=f"worker-{worker}",
+        )
+        return [Outcome(worker, 0, opened.account_id, "", f"worker-{worker}", None, opened, 0)]
+    finally:
+        service.close()

@@ -94,7 +94,7 @@ def run_workers(function: Callable[..., list[Outcome]], *arguments: Any) -> list
         max_workers=WORKERS,
         mp_context=context,
         initializer=worker.init_worker,
-        initargs=(barrier, context.Lock()),
+        initargs=(barrier,),
     ) as pool:
         futures = [pool.submit(function, *args) for args in arguments]
         _, running = wait(futures, timeout=120)
@@ -281,3 +281,16 @@ def test_expected_version_lets_exactly_one_process_win(
     assert found == Counter(o.summary for o in outcomes if o.result is not None)
     # Some losers got as far as the database (lost the insert), not just the version check.
     assert any(o.collisions for o in outcomes), "no loser ever reached the database"
+
+
+def test_processes_starting_at_once_on_a_new_store_all_start(shared_store: str) -> None:
+    """Four services built at the same moment on a store with no tables yet: every start
+    succeeds (PostgreSQL start-ups queue on an advisory lock) and every account is there."""
+    outcomes = run_workers(worker.start_together, *[(shared_store, w) for w in range(WORKERS)])
+    assert sorted(o.worker for o in outcomes) == list(range(WORKERS))
+    service = AccountService(shared_store)
+    try:
+        for outcome in outcomes:
+            assert service.get_account(outcome.account_id).name == f"Started {outcome.worker}"
+    finally:
+        service.close()

@@ -449,3 +449,26 @@ def test_a_non_sequence_is_refused_as_invalid_value(memory_service: AccountServi
             actor="a",
             stakeholder_ids=42,  # type: ignore[arg-type]
         )
+
+
+def test_an_account_id_that_disagrees_with_the_external_key_is_refused(
+    service: AccountService,
+) -> None:
+    arguments: dict[str, object] = dict(
+        name="Acme",
+        segment="smb",
+        industry="retail",
+        currency="EUR",
+        manager="amy",
+        manager_type="sales",
+        external_key="crm:9",
+        actor="amy",
+    )
+    with pytest.raises(
+        InvalidValue, match="not the id derived from external key 'crm:9'"
+    ) as caught:
+        service.open_account(account_id=uuid4(), **arguments)  # type: ignore[arg-type]
+    assert caught.value.field == "account_id"
+    assert event_count(service) == 0
+    agreed = service.open_account(account_id=account_id_for("crm:9"), **arguments)  # type: ignore[arg-type]
+    assert agreed.account_id == account_id_for("crm:9")

@@ -43,6 +43,10 @@ class CommandRejected(AcctDomainError):
         self.field = field
         self.reason = reason
 
+    def __reduce__(self) -> tuple[type[CommandRejected], tuple[str, str]]:
+        # Errors cross process boundaries (worker pools, job queues): rebuild from the fields.
+        return type(self), (self.field, self.reason)
+
 
 class InvalidValue(CommandRejected, ValueError):
     """A value is malformed or out of range: a score of 11, a naive datetime, a float amount."""
@@ -58,7 +62,8 @@ class RuleViolation(CommandRejected):
 
 
 class AccountNotActive(RuleViolation):
-    """The account has churned: renewals, upsells and cross-sells wait for a reactivation."""
+    """The account is not active: it has churned (renewals, upsells, cross-sells, downgrades,
+    opportunities and churn wait for a reactivation) or no contract has started yet."""
 
 
 class UnknownReference(RuleViolation, LookupError):
@@ -82,6 +87,10 @@ class AccountNotFound(AcctDomainError, LookupError):
         message = f"account {account_id} not found"
         super().__init__(f"{message}: {detail}" if detail else message)
         self.account_id = account_id
+        self.detail = detail
+
+    def __reduce__(self) -> tuple[type[AccountNotFound], tuple[UUID, str]]:
+        return type(self), (self.account_id, self.detail)
 
 
 class ConcurrencyConflict(AcctDomainError):
@@ -94,6 +103,9 @@ class ConcurrencyConflict(AcctDomainError):
         self.account_id = account_id
         self.reason = reason
 
+    def __reduce__(self) -> tuple[type[ConcurrencyConflict], tuple[UUID, str]]:
+        return type(self), (self.account_id, self.reason)
+
 
 class IdempotencyKeyReused(AcctDomainError):
     """An idempotency key was used again for a different command or different arguments."""
@@ -103,11 +115,18 @@ class IdempotencyKeyReused(AcctDomainError):
         self.key = key
         self.reason = reason
 
+    def __reduce__(self) -> tuple[type[IdempotencyKeyReused], tuple[str, str]]:
+        return type(self), (self.key, self.reason)
+
 
 class StoreConfigurationError(AcctDomainError, ValueError):
-    """The event store location is malformed or names an unsupported backend."""
+    """The event store location is malformed, names an unsupported backend, or cannot be
+    opened."""
 
     def __init__(self, field: str, reason: str) -> None:
         super().__init__(f"{field}: {reason}")
         self.field = field
         self.reason = reason
+
+    def __reduce__(self) -> tuple[type[StoreConfigurationError], tuple[str, str]]:
+        return type(self), (self.field, self.reason)

@@ -105,6 +105,14 @@ class AccountService(Application[UUID]):
     name = "acctdomain"
     snapshotting_intervals: ClassVar[dict[type[Any], int]] = {Account: 20}
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # eventsourcing names a subclass after itself, and PostgreSQL tables and environment
+        # variable prefixes after the name: a subclass that only adds behaviour would then
+        # silently write to other tables. Keep the name unless the subclass sets its own.
+        name = cls.__dict__.get("name")
+        super().__init_subclass__(**kwargs)
+        cls.name = name if name is not None else AccountService.name
+
     def __init__(
         self,
         store: str | StoreSpec | None = None,
@@ -115,11 +123,12 @@ class AccountService(Application[UUID]):
         env: dict[str, str] | None = None,
     ) -> None:
         self.store = store if isinstance(store, StoreSpec) else parse_store(store)
-        self.store.prepare()
-        self._clock = clock
+        self.clock = clock
+        """Supplies recorded times; tests and simulations pass their own."""
         self._max_attempts = max_attempts
         self._extra_transcodings = tuple(extra_transcodings)
-        super().__init__(env={**self.store.environment(), **(env or {})})
+        with self.store.setting_up():
+            super().__init__(env={**self.store.environment(), **(env or {})})
 
     # --- persistence wiring -------------------------------------------------------------------
 
@@ -229,7 +238,14 @@ class AccountService(Application[UUID]):
         arguments: dict[str, Any],
         decide: Decision,
         entity_id: UUID | None = None,
+        *,
+        subject_id: UUID | None = None,
     ) -> CommandResult:
+        """Run a command: replay it if its idempotency key was seen, else load, decide, save,
+        and after a concurrent write reload and decide again. ``subject_id`` names the account
+        in errors when there is none to load (opening one)."""
+        subject = account_id or subject_id
+        assert subject is not None, "a command addresses an account"
         options = self._options(options)
         key = options.get("idempotency_key")
         digest = self._fingerprint(command, account_id, arguments, options) if key else ""
@@ -248,7 +264,7 @@ class AccountService(Application[UUID]):
                     current.id,
                     f"expected version {expected_version}, the account is at {current.version}",
                 )
-            now = self._clock()
+            now = self.clock()
             ctx = EventContext(
                 actor=options["actor"],
                 effective_at=options.get("effective_at", now),
@@ -258,14 +274,15 @@ class AccountService(Application[UUID]):
             )
             try:
                 account = decide(current, ctx)
-            except AccountAlreadyExists:
-                raise
             except CommandRejected as refusal:
-                if attempt == 0:
+                # The change that made this command invalid may be this very command, run
+                # by another process under the same key: then its result is the answer.
+                if key and (first := self._replayed(key, command, digest)) is not None:
+                    return first
+                if attempt == 0 or isinstance(refusal, AccountAlreadyExists):
                     raise
                 raise ConcurrencyConflict(
-                    account_id or uuid4(),
-                    f"a concurrent change made the command invalid: {refusal}",
+                    subject, f"a concurrent change made the command invalid: {refusal}"
                 ) from refusal
             result = CommandResult(account.id, account.version, entity_id)
             to_save: list[Any] = [account]
@@ -285,6 +302,8 @@ class AccountService(Application[UUID]):
             except IntegrityError:
                 # Someone else appended first. The objects we hold are discarded (never saved
                 # again: their pending events are gone); the next attempt reloads.
+                if key and (first := self._replayed(key, command, digest)) is not None:
+                    return first
                 if expected_version is not None:
                     raise ConcurrencyConflict(
                         account.id, f"expected version {expected_version}, another writer won"
@@ -298,7 +317,7 @@ class AccountService(Application[UUID]):
                 continue
             return result
         raise ConcurrencyConflict(
-            account_id or uuid4(), f"gave up after {self._max_attempts} conflicting attempts"
+            subject, f"gave up after {self._max_attempts} conflicting attempts"
         )
 
     def _load(self, account_id: UUID) -> Account:
@@ -355,14 +374,17 @@ class AccountService(Application[UUID]):
             external_key=external_key,
             account_id=account_id,
         )
+        derived = None if external_key is None else account_id_for(external_key)
         if account_id is None:
-            new_id = (
-                account_id_for(external_key)
-                if external_key is not None
-                else (self._new_id(options, None, "account"))
-            )
+            new_id = derived or self._new_id(options, None, "account")
         elif not isinstance(account_id, UUID):
             raise InvalidValue("account_id", "expected a UUID")
+        elif derived is not None and account_id != derived:
+            raise InvalidValue(
+                "account_id",
+                f"{account_id} is not the id derived from external key {external_key!r} "
+                f"({derived}); give one or the other, or both in agreement",
+            )
         else:
             new_id = account_id
 
@@ -381,7 +403,7 @@ class AccountService(Application[UUID]):
                 ctx=ctx,
             )
 
-        return self._execute("open_account", None, options, arguments, decide)
+        return self._execute("open_account", None, options, arguments, decide, subject_id=new_id)
 
     def _exists(self, account_id: UUID) -> bool:
         return bool(list(self.events.get(account_id, limit=1)))

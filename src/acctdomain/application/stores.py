@@ -12,7 +12,13 @@ With no URL, ``ACCTDOMAIN_STORE`` is read, and without it the SQLite file ``acct
 
 from __future__ import annotations
 
+import hashlib
 import os
+import random
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -83,16 +89,63 @@ class StoreSpec:
             autocommit=True,
         )
 
-    def prepare(self) -> None:
-        """Create what the store needs before eventsourcing connects (a PostgreSQL schema)."""
-        if self.kind != "postgres" or not self.schema:
+    @contextmanager
+    def setting_up(self) -> Iterator[None]:
+        """Hold the store's start-up lock while tables are created.
+
+        eventsourcing creates its PostgreSQL tables and functions with ``CREATE ... IF NOT
+        EXISTS`` and ``CREATE OR REPLACE``, which PostgreSQL does not serialise: processes
+        starting at the same moment fail with "tuple concurrently updated" or a duplicate key
+        in ``pg_type``. A session-level advisory lock, keyed by database and schema, makes
+        starts queue behind each other; the schema itself is created under the same lock.
+        SQLite serialises DDL through its write lock, but not the switch to WAL mode, which
+        eventsourcing makes on first connection; it is made here first, waiting its turn.
+        """
+        if self.kind == "sqlite":
+            self._use_wal()
+        if self.kind != "postgres":
+            yield
             return
         from psycopg import sql
 
         with self.connect() as connection:
-            connection.execute(
-                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
-            )
+            connection.execute("SELECT pg_advisory_lock(%s)", (self._startup_lock_key(),))
+            try:
+                if self.schema:
+                    connection.execute(
+                        sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                            sql.Identifier(self.schema)
+                        )
+                    )
+                yield
+            finally:
+                connection.execute("SELECT pg_advisory_unlock(%s)", (self._startup_lock_key(),))
+
+    def _use_wal(self) -> None:
+        # Changing the journal mode needs an exclusive lock and does not wait on the busy
+        # timeout, so processes opening a new file at the same moment see "database is locked".
+        if self.path == ":memory:" or "mode=memory" in self.path:
+            return
+        deadline = time.monotonic() + float(SQLITE_LOCK_TIMEOUT)
+        while True:
+            try:
+                with closing(
+                    sqlite3.connect(self.path, uri=True, timeout=float(SQLITE_LOCK_TIMEOUT))
+                ) as connection:
+                    connection.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise StoreConfigurationError(
+                        "store", f"cannot open SQLite file {self.path!r}: {error}"
+                    ) from error
+                time.sleep(random.uniform(0.005, 0.05))
+
+    def _startup_lock_key(self) -> int:
+        digest = hashlib.blake2b(
+            f"acctdomain-startup:{self.dbname}:{self.schema}".encode(), digest_size=8
+        ).digest()
+        return int.from_bytes(digest, "big", signed=True)
 
 
 def parse_store(url: str | None = None) -> StoreSpec:

@@ -1460,11 +1460,9 @@ def _company_name(rng: random.Random, industry: str, currency: str, taken: set[s
 
 
 def _service_now(service: AccountService) -> datetime:
-    """The service's current time (its clock), which bounds effective times."""
-    # The service's clock is not public API yet; read it so that a simulated clock (tests)
-    # bounds the book as the real clock does.
-    clock: Callable[[], datetime] | None = getattr(service, "_clock", None)
-    return clock() if clock is not None else datetime.now(UTC)
+    """The service's current time (its clock, simulated in tests), which bounds effective
+    times."""
+    return service.clock()
 
 
 def _issue(service: AccountService, account_id: UUID, command: _Command, actor: str) -> int:
