@@ -604,7 +604,7 @@ def test_stakeholders_are_added_updated_and_removed() -> None:
             stakeholder_id=person, title=None, role=None, sentiment="positive", ctx=ctx(3)
         ),
         InvalidValue,
-        "stakeholder",
+        "title, role, sentiment",
     )
     account.remove_stakeholder(stakeholder_id=person, reason="left", ctx=ctx(4))
     refused(
@@ -868,3 +868,113 @@ def test_revenue_changes_cannot_be_backdated_before_the_last_contract_change(
     }
     error = refused(account, calls[command], InvalidValue, "effective_at")
     assert "last revenue change" in error.reason
+
+
+def test_contacts_name_only_stakeholders_present_at_the_time() -> None:
+    account = opened()
+    person = uuid4()
+    account.add_stakeholder(
+        stakeholder_id=person,
+        name="Kim",
+        title="",
+        role="champion",
+        sentiment="positive",
+        ctx=ctx(2),
+    )
+    account.remove_stakeholder(stakeholder_id=person, reason="left", ctx=ctx(10))
+
+    def meet(day: float) -> None:
+        account.log_contact(
+            channel="meeting",
+            direction="outbound",
+            summary="",
+            stakeholder_ids=[person],
+            duration_minutes=None,
+            ctx=ctx(day),
+        )
+
+    error = refused(account, lambda: meet(1), InvalidValue, "stakeholder_ids")
+    assert "was added at" in error.reason
+    error = refused(account, lambda: meet(10), InvalidTransition, "stakeholder_ids")
+    assert "left at" in error.reason
+    meet(5)  # a late entry for a meeting while Kim was still there
+    assert account.state().contact_count == 1
+
+
+def test_single_values_change_in_business_time_order() -> None:
+    account = active()
+    person = uuid4()
+    account.add_stakeholder(
+        stakeholder_id=person,
+        name="Kim",
+        title="CFO",
+        role="economic_buyer",
+        sentiment="neutral",
+        ctx=ctx(2),
+    )
+    account.update_stakeholder(
+        stakeholder_id=person, title=None, role=None, sentiment="positive", ctx=ctx(6)
+    )
+    account.reassign_manager(manager="bo", manager_type="strategic", reason="", ctx=ctx(6))
+    attempts: list[Callable[[], None]] = [
+        lambda: account.update_stakeholder(
+            stakeholder_id=person, title="CEO", role=None, sentiment=None, ctx=ctx(5)
+        ),
+        lambda: account.remove_stakeholder(stakeholder_id=person, reason="", ctx=ctx(5)),
+        lambda: account.reassign_manager(manager="cy", manager_type="sales", reason="", ctx=ctx(5)),
+    ]
+    for attempt in attempts:
+        error = refused(account, attempt, InvalidValue, "effective_at")
+        assert "these changes stand in business-time order" in error.reason
+    # Equal times are in order: a same-day correction is accepted.
+    account.reassign_manager(manager="cy", manager_type="sales", reason="", ctx=ctx(6))
+    assert account.state().manager == "cy"
+
+
+def test_a_renewal_due_marking_stands_in_order_with_revenue_changes() -> None:
+    account = active()
+    account.upsell(product="core", added_arr=eur(500), ctx=ctx(8))
+    error = refused(
+        account,
+        lambda: account.mark_renewal_due(due_on=date(2025, 12, 1), ctx=ctx(7)),
+        InvalidValue,
+        "effective_at",
+    )
+    assert "last revenue change" in error.reason
+    account.mark_renewal_due(due_on=date(2025, 12, 1), ctx=ctx(9))
+    # A renewal clears the due date: it may not be backdated before the marking.
+    error = refused(
+        account,
+        lambda: account.renew(
+            term_end=date(2027, 1, 6), lines=[ProductLine("core", eur(10_500))], ctx=ctx(8.5)
+        ),
+        InvalidValue,
+        "effective_at",
+    )
+    assert "last revenue change" in error.reason
+
+
+def test_a_late_survey_entry_does_not_displace_a_later_score() -> None:
+    account = Account.open(
+        account_id=uuid4(),
+        name="Acme",
+        segment="smb",
+        industry="retail",
+        currency="EUR",
+        manager="amy",
+        manager_type="sales",
+        external_key=None,
+        ctx=ctx(),
+    )
+    account.record_feedback(score=NpsScore(9), respondent="", comment="", ctx=ctx(10))
+    account.record_feedback(score=NpsScore(3), respondent="", comment="late", ctx=ctx(4))
+    account.record_feedback(score=CsatScore(2), respondent="", comment="", ctx=ctx(4))
+    state = account.state()
+    assert (state.latest_nps, state.latest_csat) == (NpsScore(9), CsatScore(2))
+    history = list(account.collect_events())
+    effective = Account.as_effective_at(history, OPENED + timedelta(days=30))
+    assert effective is not None
+    assert effective.state().latest_nps == NpsScore(9)
+    earlier = Account.as_effective_at(history, OPENED + timedelta(days=5))
+    assert earlier is not None
+    assert earlier.state().latest_nps == NpsScore(3)

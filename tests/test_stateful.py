@@ -31,8 +31,10 @@ from acctdomain.domain.values import (
     Channel,
     ChurnReason,
     IssueSeverity,
+    ManagerType,
     NpsScore,
     OpportunityKind,
+    Sentiment,
     StakeholderRole,
 )
 from acctdomain.errors import AcctDomainError
@@ -71,6 +73,7 @@ class AccountMachine(RuleBasedStateMachine):
     issues = Bundle("issues")
     opportunities = Bundle("opportunities")
     tactics = Bundle("tactics")
+    stakeholders = Bundle("stakeholders")
 
     def __init__(self) -> None:
         super().__init__()
@@ -256,6 +259,74 @@ class AccountMachine(RuleBasedStateMachine):
             stakeholder_ids=present,
         )
 
+    @rule(target=stakeholders, account=accounts, offset=days, role=st.sampled_from(StakeholderRole))
+    def add_stakeholder(
+        self, account: UUID, offset: int, role: StakeholderRole
+    ) -> tuple[UUID, UUID]:
+        person = self.attempt(account, self.service.add_stakeholder, offset, name="Lee", role=role)
+        return account, (person.entity_id if person and person.entity_id else uuid4())
+
+    @rule(
+        stakeholder=stakeholders,
+        offset=days,
+        sentiment=st.sampled_from(Sentiment),
+        title=st.sampled_from(("CTO", "CFO", "VP")),
+    )
+    def update_stakeholder(
+        self, stakeholder: tuple[UUID, UUID], offset: int, sentiment: Sentiment, title: str
+    ) -> None:
+        self.attempt(
+            stakeholder[0],
+            self.service.update_stakeholder,
+            offset,
+            stakeholder_id=stakeholder[1],
+            sentiment=sentiment,
+            title=title,
+        )
+
+    @rule(stakeholder=stakeholders, offset=days)
+    def remove_stakeholder(self, stakeholder: tuple[UUID, UUID], offset: int) -> None:
+        self.attempt(
+            stakeholder[0], self.service.remove_stakeholder, offset, stakeholder_id=stakeholder[1]
+        )
+
+    @rule(stakeholder=stakeholders, offset=days, channel=st.sampled_from(Channel))
+    def meet_stakeholder(
+        self, stakeholder: tuple[UUID, UUID], offset: int, channel: Channel
+    ) -> None:
+        self.attempt(
+            stakeholder[0],
+            self.service.log_contact,
+            offset,
+            channel=channel,
+            direction="inbound",
+            stakeholder_ids=[stakeholder[1]],
+        )
+
+    @rule(
+        account=accounts,
+        offset=days,
+        manager=st.sampled_from(("amy", "bo")),
+        manager_type=st.sampled_from(ManagerType),
+    )
+    def reassign(self, account: UUID, offset: int, manager: str, manager_type: ManagerType) -> None:
+        self.attempt(
+            account,
+            self.service.reassign_manager,
+            offset,
+            manager=manager,
+            manager_type=manager_type,
+        )
+
+    @rule(account=accounts, offset=days, due_in=st.integers(min_value=0, max_value=400))
+    def mark_renewal_due(self, account: UUID, offset: int, due_in: int) -> None:
+        self.attempt(
+            account,
+            self.service.mark_renewal_due,
+            offset,
+            due_on=START.date() + timedelta(days=self.day + due_in),
+        )
+
     @rule(account=accounts, offset=days, score=st.integers(min_value=-1, max_value=11))
     def feedback(self, account: UUID, offset: int, score: int) -> None:
         try:
@@ -327,6 +398,15 @@ class AccountMachine(RuleBasedStateMachine):
             effective = in_business_order.state()
             assert set(effective.lines) == set(state.lines)
             assert effective.status is state.status
+            # ... and on every value that one event replaces whole (effective-time rule 4).
+            assert (effective.manager, effective.manager_type) == (
+                state.manager,
+                state.manager_type,
+            )
+            assert effective.renewal_due_on == state.renewal_due_on
+            assert effective.latest_nps == state.latest_nps
+            # (Records are listed in the order they were recorded, so compare them as sets.)
+            assert set(effective.stakeholders) == set(state.stakeholders)
 
 
 AccountMachine.TestCase.settings = settings(max_examples=75, stateful_step_count=40, deadline=None)

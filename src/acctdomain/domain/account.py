@@ -122,6 +122,11 @@ class Account(Aggregate):
         self._currency = "EUR"
         self._manager = ""
         self._manager_type = ManagerType.SALES
+        # Effective times of the last change of values that one event replaces whole: a later
+        # change may not be backdated before it (manager), or a backdated one does not displace
+        # a later one (survey scores).
+        self._manager_changed_at: datetime | None = None
+        self._score_at: dict[str, datetime] = {}
         self._external_key: str | None = None
         self._status = AccountStatus.ONBOARDING
         self._opened_at: datetime | None = None
@@ -131,8 +136,9 @@ class Account(Aggregate):
         self._churned_at: datetime | None = None
         self._churn_reason: ChurnReason | None = None
         # Effective time of the last revenue event (contract start, renewal, reactivation,
-        # churn, upsell, cross-sell, downgrade): revenue changes may not be backdated before it,
-        # so that replaying in effective-time order gives the same lines as recording order.
+        # churn, upsell, cross-sell, downgrade, renewal-due marking): revenue changes may not
+        # be backdated before it, so that replaying in effective-time order gives the same
+        # lines as recording order.
         self._revenue_changed_at: datetime | None = None
         self._stakeholders: dict[UUID, Stakeholder] = {}
         self._requests: dict[UUID, CustomerRequest] = {}
@@ -219,6 +225,14 @@ class Account(Aggregate):
                 "when the item it refers to began",
             )
 
+    def _check_in_order(self, ctx: EventContext, last: datetime | None, what: str) -> None:
+        if last is not None and ctx.effective_at < last:
+            raise InvalidValue(
+                "effective_at",
+                f"{ctx.effective_at.isoformat()} is before the last {what} "
+                f"({last.isoformat()}); these changes stand in business-time order",
+            )
+
     def _check_revenue_effective(self, ctx: EventContext) -> None:
         self._check_effective(ctx)
         if self._revenue_changed_at is not None and ctx.effective_at < self._revenue_changed_at:
@@ -285,6 +299,7 @@ class Account(Aggregate):
     ) -> None:
         """Hand the account to another account manager."""
         self._check_effective(ctx)
+        self._check_in_order(ctx, self._manager_changed_at, "change of manager")
         manager = require_text("manager", manager)
         manager_type = require_enum("manager_type", ManagerType, manager_type)
         if manager == self._manager and manager_type == self._manager_type:
@@ -311,7 +326,19 @@ class Account(Aggregate):
         self._check_effective(ctx)
         present = tuple(stakeholder_ids)
         for stakeholder_id in present:
-            self._get(self._stakeholders, "stakeholder_ids", stakeholder_id, "stakeholder")
+            person = self._get(self._stakeholders, "stakeholder_ids", stakeholder_id, "stakeholder")
+            if ctx.effective_at < person.added_at:
+                raise InvalidValue(
+                    "stakeholder_ids",
+                    f"stakeholder {stakeholder_id} was added at {person.added_at.isoformat()}, "
+                    "after the contact",
+                )
+            if person.removed_at is not None and ctx.effective_at >= person.removed_at:
+                raise InvalidTransition(
+                    "stakeholder_ids",
+                    f"stakeholder {stakeholder_id} left at {person.removed_at.isoformat()}, "
+                    "before the contact",
+                )
         if len(set(present)) != len(present):
             raise InvalidValue("stakeholder_ids", "a stakeholder is listed twice")
         if duration_minutes is not None and (
@@ -394,6 +421,7 @@ class Account(Aggregate):
         """Change a stakeholder's title, role or sentiment (None keeps the current value)."""
         current = self._get(self._stakeholders, "stakeholder_id", stakeholder_id, "stakeholder")
         self._check_effective(ctx, not_before=current.added_at)
+        self._check_in_order(ctx, current.updated_at, "update of this stakeholder")
         if not current.is_active:
             raise InvalidTransition("stakeholder_id", f"stakeholder {stakeholder_id} has left")
         new_title = (
@@ -406,7 +434,7 @@ class Account(Aggregate):
             else require_enum("sentiment", Sentiment, sentiment)
         )
         if (new_title, new_role, new_sentiment) == (current.title, current.role, current.sentiment):
-            raise InvalidValue("stakeholder", "nothing would change")
+            raise InvalidValue("title, role, sentiment", "nothing would change")
         self._trigger(
             ev.StakeholderUpdated,
             ctx,
@@ -420,6 +448,7 @@ class Account(Aggregate):
         """Record that a stakeholder left the company or the buying group."""
         current = self._get(self._stakeholders, "stakeholder_id", stakeholder_id, "stakeholder")
         self._check_effective(ctx, not_before=current.added_at)
+        self._check_in_order(ctx, current.updated_at, "update of this stakeholder")
         if not current.is_active:
             raise InvalidTransition("stakeholder_id", f"stakeholder {stakeholder_id} has left")
         self._trigger(
@@ -476,7 +505,7 @@ class Account(Aggregate):
 
     def mark_renewal_due(self, *, due_on: date, ctx: EventContext) -> None:
         """Put the renewal into the pipeline."""
-        self._check_effective(ctx)
+        self._check_revenue_effective(ctx)
         self._require_active("mark a renewal due")
         due = require_date("due_on", due_on)
         if due == self._renewal_due_on:
@@ -929,6 +958,7 @@ class Account(Aggregate):
         self._currency = event.currency
         self._manager = event.manager
         self._manager_type = event.manager_type
+        self._manager_changed_at = event.effective_at
         self._external_key = event.external_key
         self._opened_at = event.effective_at
         self._value_delivered = Money.zero(event.currency)
@@ -937,6 +967,7 @@ class Account(Aggregate):
     def _(self, event: ev.ManagerReassigned) -> None:
         self._manager = event.manager
         self._manager_type = event.manager_type
+        self._manager_changed_at = event.effective_at
 
     def _set_lines(self, lines: tuple[ProductLine, ...], term_end: date, at: datetime) -> None:
         self._lines = {line.product: line.arr for line in lines}
@@ -962,6 +993,9 @@ class Account(Aggregate):
     @when.register
     def _(self, event: ev.RenewalDue) -> None:
         self._renewal_due_on = event.due_on
+        # Renewals, churn and reactivations clear the due date and the marking records the ARR
+        # at stake: it stands in business-time order with them.
+        self._revenue_changed_at = event.effective_at
 
     @when.register
     def _(self, event: ev.Churned) -> None:
@@ -1025,7 +1059,11 @@ class Account(Aggregate):
     def _(self, event: ev.StakeholderUpdated) -> None:
         if (person := self._stakeholders.get(event.stakeholder_id)) is not None:
             self._stakeholders[event.stakeholder_id] = attrs.evolve(
-                person, title=event.title, role=event.role, sentiment=event.sentiment
+                person,
+                title=event.title,
+                role=event.role,
+                sentiment=event.sentiment,
+                updated_at=event.effective_at,
             )
 
     @when.register
@@ -1089,6 +1127,12 @@ class Account(Aggregate):
 
     @when.register
     def _(self, event: ev.FeedbackRecorded) -> None:
+        # The latest score is the one latest in business time, whatever the recording order
+        # (survey exports arrive late and out of order).
+        kind = type(event.score).__name__
+        if event.effective_at < self._score_at.get(kind, event.effective_at):
+            return
+        self._score_at[kind] = event.effective_at
         if isinstance(event.score, NpsScore):
             self._latest_nps = event.score
         elif isinstance(event.score, CsatScore):

@@ -70,6 +70,7 @@ class Stakeholder:
     sentiment: Sentiment
     added_at: datetime
     removed_at: datetime | None = None
+    updated_at: datetime | None = None  # when title, role or sentiment last changed
 
     @property
     def is_active(self) -> bool:
