@@ -20,6 +20,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
+from acctdomain.domain.identifiers import event_id_for
 from acctdomain.domain.values import (
     Channel,
     ChurnReason,
@@ -49,6 +50,11 @@ class AccountEvent(Aggregate.Event):
     def recorded_at(self) -> datetime:
         """When the event entered the store (eventsourcing's ``timestamp``)."""
         return self.timestamp
+
+    @property
+    def id(self) -> UUID:
+        """The event's stable id, derived from its account and version (see ``event_id_for``)."""
+        return event_id_for(self.originator_id, self.originator_version)
 
     def apply(self, aggregate: Any) -> None:
         aggregate.when(self)
