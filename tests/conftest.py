@@ -1,4 +1,9 @@
-"""Fixtures shared by the whole suite: one service per backend, all three backends real."""
+"""Fixtures shared by the whole suite: one service per backend, all three backends real.
+
+Services here load the built-in plugins only: what happens to be installed in the virtual
+environment (the commissions plugin, a plugin under development) must not change a test's
+outcome. Tests of discovery build their own ``PluginHost``.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from acctdomain import AccountService
+from acctdomain.plugins import PluginHost
 from tests.pg import drop_schema, new_schema_url
 
 BACKENDS = ("memory", "sqlite", "postgres")
@@ -51,7 +57,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def service(store_url: str, clock: FakeClock) -> Iterator[AccountService]:
     """An AccountService on each backend, with a hand-moved clock."""
-    app = AccountService(store_url, clock=clock)
+    app = AccountService(store_url, clock=clock, plugins=PluginHost(entry_points=False))
     try:
         yield app
     finally:
@@ -61,7 +67,7 @@ def service(store_url: str, clock: FakeClock) -> Iterator[AccountService]:
 @pytest.fixture
 def memory_service(clock: FakeClock) -> Iterator[AccountService]:
     """An in-memory AccountService, for tests of pure behaviour."""
-    app = AccountService("memory:", clock=clock)
+    app = AccountService("memory:", clock=clock, plugins=PluginHost(entry_points=False))
     try:
         yield app
     finally:

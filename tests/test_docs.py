@@ -25,6 +25,7 @@ from eventsourcing.domain import Aggregate
 
 from acctdomain import errors
 from acctdomain.application import AccountService
+from acctdomain.application.read_side import ReadSide
 from acctdomain.domain import ENUM_TYPES, VALUE_TYPES, AccountState
 from acctdomain.domain.events import ACCOUNT_EVENT_TYPES, AccountEvent
 
@@ -33,6 +34,7 @@ DOCS = ROOT / "docs"
 EXAMPLE = DOCS / "examples" / "getting_started.py"
 GETTING_STARTED = DOCS / "getting-started.md"
 DOMAIN = DOCS / "domain.md"
+PLUGINS = DOCS / "plugins.md"
 
 # A fenced python block, optionally preceded by an include marker naming its tested source.
 PYTHON_BLOCK = re.compile(
@@ -41,7 +43,9 @@ PYTHON_BLOCK = re.compile(
 HEADING = re.compile(r"^#+ ", re.M)
 
 # AccountService methods that wire persistence into eventsourcing, not commands or queries.
-PERSISTENCE_WIRING = frozenset({"construct_transcoder", "register_transcodings"})
+PERSISTENCE_WIRING = frozenset(
+    {"construct_mapper", "construct_transcoder", "register_transcodings"}
+)
 
 
 def read(path: Path) -> str:
@@ -49,10 +53,12 @@ def read(path: Path) -> str:
 
 
 def service_methods() -> list[str]:
-    """Public commands and queries defined by AccountService itself (not inherited)."""
+    """Public commands and queries defined by AccountService and its read side (not those
+    inherited from eventsourcing's Application)."""
     return sorted(
         name
-        for name, value in vars(AccountService).items()
+        for owner in (AccountService, ReadSide)
+        for name, value in vars(owner).items()
         if inspect.isfunction(value) and not name.startswith("_") and name not in PERSISTENCE_WIRING
     )
 
@@ -201,11 +207,13 @@ def test_domain_reference_documents_every_record_field(record: type) -> None:
 # --- (d) the other python blocks run -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("page", [GETTING_STARTED, DOMAIN], ids=lambda p: p.name)
+@pytest.mark.parametrize("page", [GETTING_STARTED, DOMAIN, PLUGINS], ids=lambda p: p.name)
 def test_python_blocks_of_a_page_run_in_order(page: Path) -> None:
     namespace: dict[str, object] = {"__name__": f"docs_{page.stem.replace('-', '_')}"}
     blocks = [m for m in PYTHON_BLOCK.finditer(read(page)) if not m["include"]]
     assert blocks, f"{page.name} has no runnable python block"
     for number, block in enumerate(blocks, start=1):
-        code = compile(block["code"], f"{page.name} (python block {number})", "exec")
+        # dont_inherit: run as a reader would, without this module's __future__ imports.
+        name = f"{page.name} (python block {number})"
+        code = compile(block["code"], name, "exec", dont_inherit=True)
         exec(code, namespace)

@@ -26,6 +26,9 @@ EXAMPLES: list[errors.AcctDomainError] = [
     errors.ConcurrencyConflict(ACCOUNT, "expected version 3, the account is at 4"),
     errors.IdempotencyKeyReused("key-1", "first used for 'renew'"),
     errors.StoreConfigurationError("store", "unsupported scheme"),
+    errors.NotAuthorized("actor", "interns may not churn accounts", "acl"),
+    errors.PluginError("commissions", "failed to import: No module named 'x'"),
+    errors.DuplicateRegistration("kpi", "nrr", "builtin.kpis", "commissions"),
 ]
 
 
@@ -46,3 +49,22 @@ def test_field_errors_read_field_colon_reason() -> None:
     error = errors.InvalidValue("nps", "must be between 0 and 10")
     assert (error.field, error.reason) == ("nps", "must be between 0 and 10")
     assert str(error) == "nps: must be between 0 and 10"
+
+
+def test_a_duplicate_registration_names_both_plugins() -> None:
+    error = errors.DuplicateRegistration("kpi", "nrr", "builtin.kpis", "commissions")
+    assert error.plugin == "commissions"
+    assert (
+        str(error)
+        == "plugin 'commissions': kpi 'nrr' is registered already by plugin 'builtin.kpis'"
+    )
+
+
+def test_a_denial_names_the_plugin_and_keeps_the_reason() -> None:
+    error = errors.NotAuthorized("actor", "interns may not churn accounts", "acl")
+    assert (error.field, error.reason, error.plugin) == (
+        "actor",
+        "interns may not churn accounts",
+        "acl",
+    )
+    assert str(error) == "actor: interns may not churn accounts (denied by plugin 'acl')"

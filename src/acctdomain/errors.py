@@ -19,9 +19,12 @@ __all__ = [
     "CommandRejected",
     "ConcurrencyConflict",
     "CurrencyMismatch",
+    "DuplicateRegistration",
     "IdempotencyKeyReused",
     "InvalidTransition",
     "InvalidValue",
+    "NotAuthorized",
+    "PluginError",
     "RuleViolation",
     "StoreConfigurationError",
     "UnknownReference",
@@ -43,7 +46,7 @@ class CommandRejected(AcctDomainError):
         self.field = field
         self.reason = reason
 
-    def __reduce__(self) -> tuple[type[CommandRejected], tuple[str, str]]:
+    def __reduce__(self) -> tuple[type[Exception], tuple[object, ...]]:
         # Errors cross process boundaries (worker pools, job queues): rebuild from the fields.
         return type(self), (self.field, self.reason)
 
@@ -80,6 +83,19 @@ class AccountAlreadyExists(RuleViolation):
     """An account with this id (or derived from this external key) was opened before."""
 
 
+class NotAuthorized(CommandRejected, PermissionError):
+    """A plugin's ``acctdomain_authorize`` hook vetoed the command; ``plugin`` names it. The
+    ``field`` is ``actor``, the ``reason`` the plugin's."""
+
+    def __init__(self, field: str, reason: str, plugin: str = "") -> None:
+        super().__init__(field, f"{reason} (denied by plugin {plugin!r})" if plugin else reason)
+        self.reason = reason
+        self.plugin = plugin
+
+    def __reduce__(self) -> tuple[type[Exception], tuple[object, ...]]:
+        return type(self), (self.field, self.reason, self.plugin)
+
+
 class AccountNotFound(AcctDomainError, LookupError):
     """No account with this id exists (or it did not exist yet at the requested moment)."""
 
@@ -89,7 +105,7 @@ class AccountNotFound(AcctDomainError, LookupError):
         self.account_id = account_id
         self.detail = detail
 
-    def __reduce__(self) -> tuple[type[AccountNotFound], tuple[UUID, str]]:
+    def __reduce__(self) -> tuple[type[Exception], tuple[object, ...]]:
         return type(self), (self.account_id, self.detail)
 
 
@@ -103,7 +119,7 @@ class ConcurrencyConflict(AcctDomainError):
         self.account_id = account_id
         self.reason = reason
 
-    def __reduce__(self) -> tuple[type[ConcurrencyConflict], tuple[UUID, str]]:
+    def __reduce__(self) -> tuple[type[Exception], tuple[object, ...]]:
         return type(self), (self.account_id, self.reason)
 
 
@@ -115,7 +131,7 @@ class IdempotencyKeyReused(AcctDomainError):
         self.key = key
         self.reason = reason
 
-    def __reduce__(self) -> tuple[type[IdempotencyKeyReused], tuple[str, str]]:
+    def __reduce__(self) -> tuple[type[Exception], tuple[object, ...]]:
         return type(self), (self.key, self.reason)
 
 
@@ -128,5 +144,33 @@ class StoreConfigurationError(AcctDomainError, ValueError):
         self.field = field
         self.reason = reason
 
-    def __reduce__(self) -> tuple[type[StoreConfigurationError], tuple[str, str]]:
+    def __reduce__(self) -> tuple[type[Exception], tuple[object, ...]]:
         return type(self), (self.field, self.reason)
+
+
+class PluginError(AcctDomainError):
+    """A plugin could not be loaded or registered something invalid; ``plugin`` names it."""
+
+    def __init__(self, plugin: str, reason: str) -> None:
+        super().__init__(f"plugin {plugin!r}: {reason}")
+        self.plugin = plugin
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[type[Exception], tuple[object, ...]]:
+        return type(self), (self.plugin, self.reason)
+
+
+class DuplicateRegistration(PluginError):
+    """Two plugins registered a projection, KPI, signal, policy or command under one name. The
+    first registration stays; the second is refused and recorded as the second plugin's
+    failure."""
+
+    def __init__(self, kind: str, name: str, first: str, second: str) -> None:
+        super().__init__(second, f"{kind} {name!r} is registered already by plugin {first!r}")
+        self.kind = kind
+        self.name = name
+        self.first = first
+        self.second = second
+
+    def __reduce__(self) -> tuple[type[Exception], tuple[object, ...]]:
+        return type(self), (self.kind, self.name, self.first, self.second)

@@ -23,6 +23,7 @@ from eventsourcing.persistence import (
     DecimalAsStr,
     IntegrityError,
     JSONTranscoder,
+    Mapper,
     Transcoder,
     Transcoding,
     UUIDAsHex,
@@ -35,6 +36,7 @@ from acctdomain.application.idempotency import (
     fingerprint,
     record_id_for,
 )
+from acctdomain.application.read_side import ReadSide
 from acctdomain.application.stores import StoreSpec, parse_store
 from acctdomain.application.transcoding import (
     AttrsTranscoding,
@@ -42,6 +44,7 @@ from acctdomain.application.transcoding import (
     EnumTranscoding,
     ExactJSONTranscoder,
 )
+from acctdomain.application.upcasting import UpcastingMapper
 from acctdomain.domain import ENUM_TYPES, VALUE_TYPES, Account, AccountState, EventContext
 from acctdomain.domain.events import AccountEvent
 from acctdomain.domain.identifiers import account_id_for
@@ -69,7 +72,10 @@ from acctdomain.errors import (
     ConcurrencyConflict,
     IdempotencyKeyReused,
     InvalidValue,
+    NotAuthorized,
 )
+from acctdomain.plugins.host import PluginHost
+from acctdomain.plugins.types import AuthorizationRequest
 
 __all__ = ["AccountService"]
 
@@ -91,7 +97,7 @@ def _project(aggregate: Any, events: Iterable[Any]) -> Any:
     return aggregate
 
 
-class AccountService(Application[UUID]):
+class AccountService(ReadSide, Application[UUID]):
     """Records what happens to accounts and answers questions about them.
 
     >>> from acctdomain import AccountService
@@ -121,16 +127,36 @@ class AccountService(Application[UUID]):
         max_attempts: int = 8,
         extra_transcodings: Iterable[Transcoding] = (),
         env: dict[str, str] | None = None,
+        plugins: PluginHost | None = None,
     ) -> None:
         self.store = store if isinstance(store, StoreSpec) else parse_store(store)
         self.clock = clock
         """Supplies recorded times; tests and simulations pass their own."""
+        self.plugins = plugins if plugins is not None else PluginHost()
+        """The plugins: built-ins, installed entry points (unless given a host of your own)."""
         self._max_attempts = max_attempts
         self._extra_transcodings = tuple(extra_transcodings)
         with self.store.setting_up():
             super().__init__(env={**self.store.environment(), **(env or {})})
+        self.plugins.startup(self)
+
+    def close(self) -> None:
+        """Close the read-model runners, then the event store's connections."""
+        self._close_read_side()
+        super().close()
 
     # --- persistence wiring -------------------------------------------------------------------
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        mapper = self.factory.mapper(
+            transcoder=self.construct_transcoder(), mapper_class=UpcastingMapper
+        )
+        assert isinstance(mapper, UpcastingMapper)
+        mapper.upcasters = {
+            (upcaster.topic, upcaster.from_version): upcaster.upcast
+            for upcaster in self.plugins.upcasters().values()
+        }
+        return mapper
 
     def construct_transcoder(self) -> Transcoder:
         transcoder = ExactJSONTranscoder()
@@ -147,6 +173,7 @@ class AccountService(Application[UUID]):
         transcodings += [EnumTranscoding(enum_class) for enum_class in ENUM_TYPES]
         transcodings += [AttrsTranscoding(value_class) for value_class in VALUE_TYPES]
         transcodings += self._extra_transcodings
+        transcodings += self.plugins.transcodings().values()
         for transcoding in transcodings:
             transcoder.register(transcoding)
 
@@ -247,6 +274,7 @@ class AccountService(Application[UUID]):
         subject = account_id or subject_id
         assert subject is not None, "a command addresses an account"
         options = self._options(options)
+        self._authorize(command, subject, options, arguments)
         key = options.get("idempotency_key")
         digest = self._fingerprint(command, account_id, arguments, options) if key else ""
         correlation_id = options.get("correlation_id") or uuid4()
@@ -319,6 +347,15 @@ class AccountService(Application[UUID]):
         raise ConcurrencyConflict(
             subject, f"gave up after {self._max_attempts} conflicting attempts"
         )
+
+    def _authorize(
+        self, command: str, account_id: UUID, options: CommandOptions, arguments: dict[str, Any]
+    ) -> None:
+        request = AuthorizationRequest(options["actor"], command, account_id, dict(arguments))
+        denied = self.plugins.authorize(request)
+        if denied is not None:
+            plugin, denial = denied
+            raise NotAuthorized("actor", denial.reason, plugin)
 
     def _load(self, account_id: UUID) -> Account:
         if not isinstance(account_id, UUID):

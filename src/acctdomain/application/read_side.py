@@ -1,0 +1,109 @@
+"""What the service answers from read models and plugins: projections, scorecard, health.
+
+A mixin of :class:`~acctdomain.application.service.AccountService`, kept apart because it is
+the read side: nothing here appends to the account history except the policies, which issue
+ordinary commands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from acctdomain.application.health import Bands, HealthScore, score_health
+from acctdomain.application.scorecard import KpiResult, compute_scorecard
+from acctdomain.domain.state import AccountState
+from acctdomain.plugins.types import HealthSignal, Kpi, KpiContext, KpiValue, ReadModel
+
+if TYPE_CHECKING:
+    from acctdomain.plugins.host import PluginHost
+    from acctdomain.projections import PolicyRunner, ProjectionRunner
+
+__all__ = ["ReadSide"]
+
+KPI_HOOK = "acctdomain_register_kpis"
+SIGNAL_HOOK = "acctdomain_register_health_signals"
+
+
+class ReadSide:
+    """Read models, scorecard and health, for a service with ``plugins`` and ``clock``."""
+
+    plugins: PluginHost
+    clock: Callable[[], datetime]
+
+    def get_account(self, account_id: UUID) -> AccountState:  # provided by the service
+        raise NotImplementedError
+
+    @cached_property
+    def projections(self) -> ProjectionRunner:
+        """The runner of every registered projection (built on first use)."""
+        from acctdomain.projections import ProjectionRunner
+
+        return ProjectionRunner(self, self.plugins.projections().values())  # type: ignore[arg-type]
+
+    @cached_property
+    def policies(self) -> PolicyRunner:
+        """The runner of every registered policy (built on first use)."""
+        from acctdomain.projections import PolicyRunner
+
+        return PolicyRunner(self, self.plugins.policies().values())  # type: ignore[arg-type]
+
+    def _close_read_side(self) -> None:
+        """Close the runners built so far (their read-model connections)."""
+        for name in ("policies", "projections"):
+            runner = self.__dict__.pop(name, None)
+            if runner is not None:
+                runner.close()
+
+    def catch_up(self) -> int:
+        """Bring every read model up to date with the store; returns the events applied."""
+        return self.projections.catch_up()
+
+    def read_model(self, name: str) -> ReadModel:
+        """Read access to one projection's tables."""
+        return self.projections.read_model(name)
+
+    def scorecard(
+        self, start: date, end: date, *, catch_up: bool = True, **filters: str
+    ) -> list[KpiResult]:
+        """Every registered KPI for [start, end] and the period before, from read models.
+
+        ``filters`` narrow the accounts (``manager="amy"``, ``segment="smb"``). With
+        ``catch_up`` the read models are brought up to date first.
+        """
+        if catch_up:
+            self.catch_up()
+        return compute_scorecard(
+            self.plugins.kpis(), self.read_model, start, end, filters=filters, run=self._run_kpi
+        )
+
+    def _run_kpi(self, kpi: Kpi, context: KpiContext) -> KpiValue | None:
+        value: Any = self.plugins.guarded(KPI_HOOK, kpi.name, kpi.compute, context)
+        if value is not None and not isinstance(value, KpiValue):
+            self.plugins.guarded(KPI_HOOK, kpi.name, _wrong_type, kpi.name, value)
+            return None
+        return value
+
+    def health(
+        self, account_id: UUID, *, now: datetime | None = None, bands: Bands | None = None
+    ) -> HealthScore:
+        """The account's health from every registered signal, at ``now`` (default: the clock)."""
+        return score_health(
+            self.get_account(account_id),
+            self.plugins.health_signals(),
+            now or self.clock(),
+            bands=bands or Bands(),
+            run=self._run_signal,
+        )
+
+    def _run_signal(
+        self, signal: HealthSignal, account: AccountState, now: datetime
+    ) -> float | None:
+        return self.plugins.guarded(SIGNAL_HOOK, signal.name, signal.score, account, now)
+
+
+def _wrong_type(name: str, value: object) -> None:
+    raise TypeError(f"KPI {name!r} returned {type(value).__name__}, expected KpiValue")

@@ -1,0 +1,169 @@
+"""Built-in plugin ``builtin.accounts``: the ``accounts`` read model, one row per account.
+
+The row is what lists, portfolios and KPIs need without replaying events: identity, manager,
+status, revenue (ARR by product line), renewal dates, engagement and open issues.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import singledispatchmethod
+from typing import Any, ClassVar
+
+from acctdomain.domain import events as ev
+from acctdomain.domain.values import Money, NpsScore
+from acctdomain.plugins import Projection, Rows, hookimpl
+
+__all__ = ["AccountsProjection", "acctdomain_register_projections"]
+
+TABLE = "accounts"
+
+REVENUE_EVENTS: dict[type, str] = {
+    ev.ContractStarted: "started",
+    ev.Renewed: "renewed",
+    ev.Reactivated: "reactivated",
+    ev.Churned: "churned",
+    ev.Upsold: "upsold",
+    ev.CrossSold: "cross_sold",
+    ev.Downgraded: "downgraded",
+}
+
+
+class AccountsProjection(Projection):
+    """Table ``accounts``: key = account id (hex), value = the account's summary."""
+
+    name = "accounts"
+    tables = (TABLE,)
+    version = 1
+    event_types: ClassVar[tuple[type, ...]] = (ev.AccountEvent,)
+    description = "One row per account: identity, manager, status, ARR, renewal, engagement."
+
+    def apply(self, event: Any, rows: Rows) -> None:
+        key = event.originator_id.hex
+        if isinstance(event, ev.AccountOpened):
+            rows.put(TABLE, key, self._opened(event))
+            return
+        row = rows.get(TABLE, key)
+        if row is None:  # an account whose opening this read model never saw
+            return
+        self._update(event, row)
+        kind = REVENUE_EVENTS.get(type(event))
+        if kind is not None:
+            arr = sum(row["lines"].values(), Money.zero(row["currency"]))
+            row["revenue"] = [*row["revenue"], [event.effective_at, kind, row["status"], arr]]
+        row["version"] = event.originator_version
+        rows.put(TABLE, key, row)
+
+    @staticmethod
+    def _opened(event: ev.AccountOpened) -> dict[str, Any]:
+        return {
+            "account_id": event.originator_id,
+            "version": event.originator_version,
+            "name": event.name,
+            "segment": event.segment,
+            "industry": event.industry,
+            "currency": event.currency,
+            "manager": event.manager,
+            "manager_type": event.manager_type,
+            "external_key": event.external_key,
+            "status": "onboarding",
+            "opened_at": event.effective_at,
+            "lines": {},
+            "term_end": None,
+            "renewal_due_on": None,
+            "churned_at": None,
+            "contact_count": 0,
+            "last_contact_at": None,
+            "open_issues": [],
+            "latest_nps": None,
+            "latest_nps_at": None,
+            # Revenue events in business order (they may not be backdated before each other):
+            # [effective time, what happened, status after, ARR after]; KPIs read ARR and status
+            # at any date from it.
+            "revenue": [],
+        }
+
+    @singledispatchmethod
+    def _update(self, event: Any, row: dict[str, Any]) -> None:
+        """Events that do not change the summary."""
+
+    @_update.register
+    def _(self, event: ev.ManagerReassigned, row: dict[str, Any]) -> None:
+        row["manager"], row["manager_type"] = event.manager, event.manager_type
+
+    def _contract(self, event: Any, row: dict[str, Any]) -> None:
+        row["lines"] = {line.product: line.arr for line in event.lines}
+        row["term_end"] = event.term_end
+        row["renewal_due_on"] = None
+        row["status"] = "active"
+        row["churned_at"] = None
+
+    @_update.register
+    def _(self, event: ev.ContractStarted, row: dict[str, Any]) -> None:
+        self._contract(event, row)
+
+    @_update.register
+    def _(self, event: ev.Renewed, row: dict[str, Any]) -> None:
+        self._contract(event, row)
+
+    @_update.register
+    def _(self, event: ev.Reactivated, row: dict[str, Any]) -> None:
+        self._contract(event, row)
+
+    @_update.register
+    def _(self, event: ev.RenewalDue, row: dict[str, Any]) -> None:
+        row["renewal_due_on"] = event.due_on
+
+    @_update.register
+    def _(self, event: ev.Churned, row: dict[str, Any]) -> None:
+        row.update(lines={}, renewal_due_on=None, status="churned", churned_at=event.effective_at)
+
+    @_update.register
+    def _(self, event: ev.Upsold, row: dict[str, Any]) -> None:
+        self._change_line(row, event.product, lambda arr: arr + event.added_arr)
+
+    @_update.register
+    def _(self, event: ev.CrossSold, row: dict[str, Any]) -> None:
+        self._change_line(row, event.product, lambda _: event.arr)
+
+    @_update.register
+    def _(self, event: ev.Downgraded, row: dict[str, Any]) -> None:
+        self._change_line(row, event.product, lambda arr: arr - event.reduced_by)
+
+    @staticmethod
+    def _change_line(row: dict[str, Any], product: str, change: Callable[[Money], Money]) -> None:
+        lines: dict[str, Money] = row["lines"]
+        arr = change(lines.get(product, Money.zero(row["currency"])))
+        if arr.amount > 0:
+            lines[product] = arr
+        else:
+            lines.pop(product, None)
+
+    @_update.register
+    def _(self, event: ev.ContactLogged, row: dict[str, Any]) -> None:
+        row["contact_count"] += 1
+        last = row["last_contact_at"]
+        row["last_contact_at"] = (
+            event.effective_at if last is None else max(last, event.effective_at)
+        )
+
+    @_update.register
+    def _(self, event: ev.IssueRaised, row: dict[str, Any]) -> None:
+        row["open_issues"] = [*row["open_issues"], event.issue_id]
+
+    @_update.register
+    def _(self, event: ev.IssueResolved, row: dict[str, Any]) -> None:
+        row["open_issues"] = [i for i in row["open_issues"] if i != event.issue_id]
+
+    @_update.register
+    def _(self, event: ev.FeedbackRecorded, row: dict[str, Any]) -> None:
+        if isinstance(event.score, NpsScore):
+            latest = row["latest_nps_at"]
+            if latest is None or event.effective_at >= latest:
+                row["latest_nps"], row["latest_nps_at"] = event.score.value, event.effective_at
+
+
+@hookimpl
+def acctdomain_register_projections(register: Callable[[Projection], None]) -> None:
+    """Register the ``accounts`` read model."""
+    register(AccountsProjection())

@@ -1,0 +1,277 @@
+"""What a plugin registers: typed, named values handed to the ``register`` callback of a hook.
+
+Every registration has a ``name`` that is unique within its kind; a second registration of the
+same name is refused with :class:`~acctdomain.errors.DuplicateRegistration`, naming both plugins.
+Names are lower-case identifiers (``[a-z][a-z0-9_]*``, at most 48 characters) because some of
+them become table names.
+"""
+
+from __future__ import annotations
+
+import abc
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import date, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from uuid import UUID
+
+import attrs
+
+from acctdomain.domain.state import AccountState
+from acctdomain.errors import InvalidValue
+
+if TYPE_CHECKING:
+    from eventsourcing.domain import DomainEventProtocol
+
+    from acctdomain.domain.values import Money
+
+__all__ = [
+    "NAME_PATTERN",
+    "AuthorizationRequest",
+    "CliCommand",
+    "Denial",
+    "HealthSignal",
+    "Kpi",
+    "KpiContext",
+    "KpiValue",
+    "Policy",
+    "Projection",
+    "Reaction",
+    "ReadModel",
+    "Rows",
+    "Upcaster",
+    "check_name",
+]
+
+NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,47}")
+
+
+def check_name(kind: str, name: object) -> str:
+    """``name`` if it is a valid registration name, else InvalidValue naming the kind."""
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        raise InvalidValue(
+            f"{kind}.name",
+            f"expected a lower-case identifier of at most 48 characters, got {name!r}",
+        )
+    return name
+
+
+def _valid_name(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    check_name(type(instance).__name__.lower(), value)
+
+
+# --- projections ------------------------------------------------------------------------------
+
+
+class Rows(Protocol):
+    """A projection's tables inside one transaction: what ``Projection.apply`` writes to.
+
+    Each table maps a text key to a JSON-like value (a dict of str, int, bool, None, Decimal,
+    dates, UUIDs, enums, ``Money``, lists, tuples and nested dicts: what the event store's
+    transcoder round-trips). Writes become visible, with the projection's new position, when
+    the batch commits; a failed batch leaves neither.
+    """
+
+    def get(self, table: str, key: str) -> dict[str, Any] | None:
+        """The row stored under ``key``, or None."""
+
+    def put(self, table: str, key: str, value: dict[str, Any]) -> None:
+        """Insert or replace the row under ``key``."""
+
+    def delete(self, table: str, key: str) -> None:
+        """Remove the row under ``key`` (no error if there is none)."""
+
+    def scan(self, table: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Every row of the table, by key."""
+
+
+class ReadModel(Protocol):
+    """Read access to one projection's tables, for queries (KPIs, views, the CLI)."""
+
+    def get(self, table: str, key: str) -> dict[str, Any] | None:
+        """The row stored under ``key``, or None."""
+
+    def scan(self, table: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Every row of the table, by key."""
+
+
+class Projection(abc.ABC):
+    """A read model built from events: a pure processor plus the tables it owns.
+
+    Subclasses set ``name`` (unique), ``tables`` (the table names it writes), optionally
+    ``version`` (bump it when the tables' meaning changes: the read model is rebuilt) and
+    ``event_types`` (the event classes it wants; empty means every event), and implement
+    :meth:`apply`.
+    """
+
+    name: ClassVar[str]
+    tables: ClassVar[tuple[str, ...]]
+    version: ClassVar[int] = 1
+    event_types: ClassVar[tuple[type, ...]] = ()
+    description: ClassVar[str] = ""
+
+    def wants(self, event: object) -> bool:
+        """Whether :meth:`apply` should see ``event``."""
+        return not self.event_types or isinstance(event, self.event_types)
+
+    @abc.abstractmethod
+    def apply(self, event: DomainEventProtocol[Any], rows: Rows) -> None:
+        """Fold one event into the tables. Must be deterministic: a rebuild replays it."""
+
+
+# --- KPIs ---------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class KpiValue:
+    """A KPI's figure, or ``None`` with the reason it is undefined (a zero denominator, an
+    empty period): never a misleading zero."""
+
+    value: Decimal | int | Money | None
+    reason: str = ""
+    detail: Mapping[str, Any] = attrs.field(factory=dict)
+
+    def __attrs_post_init__(self) -> None:
+        if self.value is None and not self.reason:
+            raise InvalidValue("reason", "an undefined KPI value needs a reason")
+
+
+@attrs.frozen
+class KpiContext:
+    """What a KPI is computed over: a period, filters, and the read models."""
+
+    start: date
+    end: date
+    read_model: Callable[[str], ReadModel]
+    filters: Mapping[str, str] = attrs.field(factory=dict)
+    as_of: datetime | None = None
+
+
+@attrs.frozen
+class Kpi:
+    """A named figure on the scorecard, computed from read models (never by replaying events).
+
+    ``compute`` receives a :class:`KpiContext`; ``unit`` is ``"count"``, ``"ratio"``,
+    ``"money"``, ``"score"`` or ``"days"``; ``projections`` names the read models it reads.
+    """
+
+    UNITS: ClassVar[frozenset[str]] = frozenset({"count", "ratio", "money", "score", "days"})
+
+    name: str = attrs.field(validator=_valid_name)
+    title: str
+    unit: str = attrs.field()
+    compute: Callable[[KpiContext], KpiValue]
+    projections: tuple[str, ...] = ()
+    description: str = ""
+
+    @unit.validator
+    def _check_unit(self, attribute: attrs.Attribute[str], value: str) -> None:
+        if value not in self.UNITS:
+            raise InvalidValue("kpi.unit", f"expected one of {sorted(self.UNITS)}, got {value!r}")
+
+
+# --- health, policies, CLI, data ------------------------------------------------------------------
+
+
+@attrs.frozen
+class HealthSignal:
+    """One input to an account's health score.
+
+    ``score(account, now)`` returns a number from 0 (bad) to 1 (good), or None when the signal
+    says nothing about this account (no survey yet); ``weight`` (> 0) is its share of the score.
+    """
+
+    name: str = attrs.field(validator=_valid_name)
+    weight: float
+    score: Callable[[AccountState, datetime], float | None]
+    description: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        if isinstance(self.weight, bool) or not isinstance(self.weight, int | float):
+            raise InvalidValue("health_signal.weight", "expected a number")
+        if not self.weight > 0:
+            raise InvalidValue("health_signal.weight", f"must be > 0, got {self.weight}")
+
+
+@attrs.frozen
+class Reaction:
+    """A command a policy wants issued: ``command`` is an AccountService method name."""
+
+    command: str
+    account_id: UUID
+    arguments: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class Policy:
+    """A reaction to events that issues new commands (a detractor NPS creates a follow-up).
+
+    ``react(event)`` returns the commands to issue. They are issued with the event as their
+    cause (``causation_id``), the event's correlation id, actor ``policy:<name>`` and an
+    idempotency key derived from the policy and the event, so each fires exactly once; policies
+    never run while read models are rebuilt or replayed.
+    """
+
+    name: str = attrs.field(validator=_valid_name)
+    event_types: tuple[type, ...]
+    react: Callable[[Any], Iterable[Reaction]]
+    description: str = ""
+
+
+@attrs.frozen
+class CliCommand:
+    """A command added to the ``acctdomain`` command line.
+
+    ``callback`` is a function typer turns into a command (its parameters become options and
+    arguments), or a ``typer.Typer`` added as a group of subcommands.
+    """
+
+    name: str = attrs.field()
+    callback: Any
+    help: str = ""
+
+    @name.validator
+    def _check(self, attribute: attrs.Attribute[str], value: str) -> None:
+        if not isinstance(value, str) or not re.fullmatch(r"[a-z][a-z0-9-]{0,47}", value):
+            raise InvalidValue(
+                "cli_command.name", f"expected a lower-case command name, got {value!r}"
+            )
+
+
+@attrs.frozen
+class Upcaster:
+    """Brings a stored event of ``topic`` from ``from_version`` to ``from_version + 1``.
+
+    ``upcast`` changes the event's state dict in place (add a field with its default, rename
+    one). For plugin-defined event classes whose ``class_version`` moved on.
+    """
+
+    topic: str
+    from_version: int
+    upcast: Callable[[dict[str, Any]], None]
+
+    @property
+    def name(self) -> str:
+        """Unique key of the upcaster: topic and version."""
+        return f"{self.topic}@v{self.from_version}"
+
+
+# --- authorization --------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class AuthorizationRequest:
+    """Who wants to run which command on which account, with what arguments."""
+
+    actor: str
+    command: str
+    account_id: UUID | None
+    arguments: Mapping[str, Any]
+
+
+@attrs.frozen
+class Denial:
+    """An authorization veto; ``reason`` is shown to the caller."""
+
+    reason: str

@@ -1,0 +1,154 @@
+"""A projection's tables inside one batch, and read access to them for queries."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+import attrs
+
+from acctdomain.errors import InvalidValue
+from acctdomain.projections.codec import RowCodec
+from acctdomain.projections.keys import ReadModelKey, table_name
+
+__all__ = ["Batch", "Changes", "RowSource", "StoreReader"]
+
+
+class RowSource(Protocol):
+    """Committed rows of one SQL (or in-memory) table, as JSON text."""
+
+    def fetch(self, table: str, key: str) -> str | None:
+        """The text of one row, or None."""
+
+    def fetch_all(self, table: str) -> Iterator[tuple[str, str]]:
+        """Every row, in key order (code point order on every backend)."""
+
+
+@attrs.frozen
+class Changes:
+    """What a batch writes: encoded rows to insert or replace, keys to delete (by SQL table)."""
+
+    puts: dict[str, dict[str, str]]
+    deletes: dict[str, set[str]]
+
+
+class StoreReader:
+    """Read-only access to a projection's committed tables (a ``ReadModel``)."""
+
+    def __init__(self, source: RowSource, codec: RowCodec, key: ReadModelKey) -> None:
+        self._source = source
+        self._codec = codec
+        self._key = key
+
+    def get(self, table: str, key: str) -> dict[str, Any] | None:
+        """The row stored under ``key``, or None."""
+        text = self._source.fetch(table_name(self._key, table), _check_key(key))
+        return None if text is None else self._codec.loads(text)
+
+    def scan(self, table: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Every row of the table, in key order."""
+        for key, text in self._source.fetch_all(table_name(self._key, table)):
+            yield key, self._codec.loads(text)
+
+
+class Batch:
+    """The ``Rows`` a projection writes during one batch.
+
+    Rows read or written are cached (read-your-writes), so a batch of many events for few
+    keys costs one read per key and one write per changed key at commit. ``get`` returns the
+    batch's own object: change it, then ``put`` it back. Nothing is stored until the batch
+    commits, together with the position set by :meth:`advance`.
+    """
+
+    def __init__(self, source: RowSource, codec: RowCodec, key: ReadModelKey, start: int) -> None:
+        self.key = key
+        self.start = start
+        """The position the batch started from (the committed one)."""
+        self.end = start
+        """The position committed with the rows."""
+        self._source = source
+        self._codec = codec
+        self._sql_tables = {table: table_name(key, table) for table in key.tables}
+        # Per table: key -> row, None for a known absence or a deletion.
+        self._rows: dict[str, dict[str, dict[str, Any] | None]] = {t: {} for t in key.tables}
+        self._dirty: dict[str, set[str]] = {table: set() for table in key.tables}
+        self._changes: Changes | None = None
+
+    def get(self, table: str, key: str) -> dict[str, Any] | None:
+        """The row under ``key`` as this batch sees it, or None."""
+        rows = self._table(table)
+        try:
+            return rows[key]
+        except KeyError:
+            text = self._source.fetch(self._sql_tables[table], _check_key(key))
+            row = rows[key] = None if text is None else self._codec.loads(text)
+            return row
+
+    def put(self, table: str, key: str, value: dict[str, Any]) -> None:
+        """Insert or replace the row under ``key``."""
+        self._check_open()
+        if not isinstance(value, dict):
+            raise TypeError(f"a row must be a dict, got {type(value).__name__}")
+        self._table(table)[_check_key(key)] = value
+        self._dirty[table].add(key)
+
+    def delete(self, table: str, key: str) -> None:
+        """Remove the row under ``key`` (no error if there is none)."""
+        self._check_open()
+        self._table(table)[_check_key(key)] = None
+        self._dirty[table].add(key)
+
+    def scan(self, table: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Every row as this batch sees it, in key order."""
+        rows = self._table(table)
+        for key, text in self._source.fetch_all(self._sql_tables[table]):
+            if key not in rows:
+                rows[key] = self._codec.loads(text)
+        for key in sorted(rows):
+            row = rows[key]
+            if row is not None:
+                yield key, row
+
+    def advance(self, position: int) -> None:
+        """Set the position committed with the rows."""
+        if position < self.start:
+            raise InvalidValue("position", f"cannot move back from {self.start} to {position}")
+        self.end = position
+
+    def changes(self) -> Changes:
+        """The changed rows, encoded (an unencodable value raises here, before any write).
+
+        The first call closes the batch to writes; later calls return the same changes.
+        """
+        if self._changes is not None:
+            return self._changes
+        puts: dict[str, dict[str, str]] = {}
+        deletes: dict[str, set[str]] = {}
+        for table, keys in self._dirty.items():
+            rows, sql_table = self._rows[table], self._sql_tables[table]
+            for key in keys:
+                row = rows[key]
+                if row is None:
+                    deletes.setdefault(sql_table, set()).add(key)
+                else:
+                    puts.setdefault(sql_table, {})[key] = self._codec.dumps(row)
+        self._changes = Changes(puts, deletes)
+        return self._changes
+
+    def _check_open(self) -> None:
+        if self._changes is not None:
+            raise InvalidValue("batch", "the batch is closed: its changes were taken")
+
+    def _table(self, table: str) -> dict[str, dict[str, Any] | None]:
+        try:
+            return self._rows[table]
+        except KeyError:
+            raise InvalidValue(
+                "table", f"projection {self.key.name!r} declares no table {table!r}"
+            ) from None
+
+
+def _check_key(key: object) -> str:
+    if type(key) is not str:
+        raise TypeError(f"a row key must be a str, got {type(key).__name__}")
+    return key

@@ -1,0 +1,69 @@
+"""What the read-model stores track: a projection version's tables, or a policy's position."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import attrs
+
+from acctdomain.errors import InvalidValue
+from acctdomain.plugins.types import Projection, check_name
+
+__all__ = ["ReadModelKey", "key_of", "table_name"]
+
+# PostgreSQL truncates longer identifiers silently, which could make two tables one.
+_MAX_IDENTIFIER = 63
+
+
+def _check_version(instance: object, attribute: attrs.Attribute[int], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidValue("projection.version", f"expected an integer >= 0, got {value!r}")
+
+
+@attrs.frozen
+class ReadModelKey:
+    """One tracked position: ``name`` and ``version`` of a projection with its ``tables``, or
+    a policy (``policy:<name>``, version 0, no tables)."""
+
+    name: str
+    version: int = attrs.field(validator=_check_version)
+    tables: tuple[str, ...] = ()
+
+    def __attrs_post_init__(self) -> None:
+        if not self.name:
+            raise InvalidValue("projection.name", "expected a name")
+        if self.tables:
+            # These names become SQL identifiers.
+            check_name("projection", self.name)
+            for table in self.tables:
+                check_name("projection.table", table)
+
+    @classmethod
+    def of(cls, projection: Projection) -> ReadModelKey:
+        """The key of a projection's current version."""
+        tables: Any = projection.tables
+        if isinstance(tables, str) or not isinstance(tables, tuple | list):
+            raise InvalidValue("projection.tables", f"expected a tuple of names, got {tables!r}")
+        return cls(check_name("projection", projection.name), projection.version, tuple(tables))
+
+    @classmethod
+    def for_policy(cls, name: str) -> ReadModelKey:
+        """The key of a policy's position (the colon keeps it apart from projection names)."""
+        return cls(f"policy:{check_name('policy', name)}", 0)
+
+
+def key_of(subject: Projection | ReadModelKey) -> ReadModelKey:
+    """``subject`` as a key."""
+    return subject if isinstance(subject, ReadModelKey) else ReadModelKey.of(subject)
+
+
+def table_name(key: ReadModelKey, table: str) -> str:
+    """The SQL table of one of the key's tables: ``rm_<projection>_v<version>_<table>``."""
+    if table not in key.tables:
+        raise InvalidValue("table", f"projection {key.name!r} has no table {table!r}")
+    name = f"rm_{key.name}_v{key.version}_{table}"
+    if len(name) <= _MAX_IDENTIFIER:
+        return name
+    digest = hashlib.blake2b(name.encode(), digest_size=4).hexdigest()
+    return f"{name[: _MAX_IDENTIFIER - 9]}_{digest}"
