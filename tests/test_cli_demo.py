@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from acctdomain import AccountService, account_id_for
-from acctdomain.cli import app
+from acctdomain.cli import app, quarter_before
 
 runner = CliRunner()
 
@@ -31,6 +33,7 @@ JSON_KEYS = {
     "open_issues",
     "open_critical_issues",
     "top_accounts",
+    "scorecard",
 }
 
 
@@ -39,7 +42,8 @@ def test_demo_writes_the_book_and_prints_a_summary(tmp_path: Path) -> None:
     result = runner.invoke(app, ["demo", "--db", str(db), "--accounts", "3", "--seed", "5"])
     assert result.exit_code == 0, result.output
     assert "3 accounts" in result.stdout
-    for title in ("Accounts by segment and status", "ARR by currency", "Top 10 accounts"):
+    titles = ("Accounts by segment and status", "ARR by currency", "Top 10 accounts", "Scorecard")
+    for title in titles:
         assert title in result.stdout
     # The book is in the file: the first account (its id comes from its external key).
     service = AccountService(str(db))
@@ -71,6 +75,20 @@ def test_demo_json_summary_has_stable_keys(tmp_path: Path) -> None:
         "arr",
         "arr_eur",
     }
+    scorecard = report["scorecard"]
+    assert set(scorecard) == {"start", "end", "events_projected", "projection_seconds", "kpis"}
+    assert scorecard["events_projected"] == report["events"]
+    kpis = {kpi["name"]: kpi for kpi in scorecard["kpis"]}
+    builtins = {
+        "active_accounts",
+        "arr",
+        "new_accounts",
+        "churned_accounts",
+        "reactivated_accounts",
+    }
+    assert builtins <= set(kpis)
+    assert set(kpis["active_accounts"]) == {"name", "title", "unit", "value", "previous", "reason"}
+    assert 0 <= kpis["active_accounts"]["value"] <= 3
 
 
 def test_zero_accounts_is_a_one_line_usage_error(tmp_path: Path) -> None:
@@ -98,3 +116,16 @@ def test_no_arguments_shows_help() -> None:
     result = runner.invoke(app, [])
     assert "demo" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("day", "quarter"),
+    [
+        (date(2026, 1, 15), (date(2025, 10, 1), date(2025, 12, 31))),
+        (date(2026, 3, 31), (date(2025, 10, 1), date(2025, 12, 31))),
+        (date(2026, 4, 1), (date(2026, 1, 1), date(2026, 3, 31))),
+        (date(2026, 12, 1), (date(2026, 7, 1), date(2026, 9, 30))),
+    ],
+)
+def test_the_demo_scores_the_last_complete_quarter(day: date, quarter: tuple[date, date]) -> None:
+    assert quarter_before(day) == quarter

@@ -7,10 +7,13 @@ one line on stderr and exit code 2, never a traceback.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import time
 from collections import Counter
+from collections.abc import Callable
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -29,10 +32,13 @@ from rich.progress import (
 from rich.table import Table
 
 from acctdomain.application import AccountService, StoreSpec
+from acctdomain.application.scorecard import KpiResult
 from acctdomain.demo import BookSummary, eur_at_demo_rate, generate_book
-from acctdomain.domain import AccountState, AccountStatus, IssueSeverity, Segment
+from acctdomain.domain import AccountState, AccountStatus, IssueSeverity, Money, Segment
+from acctdomain.errors import PluginError
+from acctdomain.plugins import KpiValue, PluginHost
 
-__all__ = ["app", "main"]
+__all__ = ["app", "build_app", "main"]
 
 USAGE_ERROR = 2
 """Exit code for a mistake in the command line (as click uses for usage errors)."""
@@ -53,8 +59,65 @@ def _root() -> None:
 
 
 def main() -> None:
-    """Run the command line (the ``acctdomain`` console script)."""
-    app()
+    """Run the command line (the ``acctdomain`` console script), with plugins' commands."""
+    build_app(PluginHost())()
+
+
+def build_app(host: PluginHost) -> typer.Typer:
+    """The command line: the core commands of :data:`app` plus those ``host``'s plugins add.
+
+    A plugin command whose name a core command has is left out and recorded as the plugin's
+    failure; one that raises ends with one line on stderr and exit code 1.
+    """
+    root = typer.Typer(
+        name="acctdomain",
+        help=app.info.help,
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_show_locals=False,
+    )
+    root.callback()(_root)
+    root.registered_commands.extend(app.registered_commands)
+    taken = {
+        info.name or info.callback.__name__ for info in app.registered_commands if info.callback
+    }
+    for command in host.cli_commands().values():
+        owner = host.owner(CLI_HOOK, command.name)
+        if command.name in taken:
+            host.guarded(CLI_HOOK, command.name, _taken, command.name, owner)
+        elif isinstance(command.callback, typer.Typer):
+            root.add_typer(command.callback, name=command.name, help=command.help or None)
+        else:
+            root.command(name=command.name, help=command.help or None)(
+                _contained(command.callback, owner)
+            )
+    _active["host"] = host
+    return root
+
+
+CLI_HOOK = "acctdomain_register_cli_commands"
+# The host of the application last built, so that `acctdomain plugins` reports the plugins the
+# running command line actually loaded (not a second discovery).
+_active: dict[str, PluginHost] = {}
+
+
+def _taken(name: str, plugin: str) -> None:
+    raise PluginError(plugin, f"the command name {name!r} belongs to a core command")
+
+
+def _contained(callback: Callable[..., Any], plugin: str) -> Callable[..., Any]:
+    """A plugin's command whose unexpected exceptions end in one line, not a traceback."""
+
+    @functools.wraps(callback)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return callback(*args, **kwargs)
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise
+        except Exception as error:
+            _fail(f"plugin {plugin!r}: {type(error).__name__}: {error}", code=1)
+
+    return run
 
 
 def _fail(message: str, code: int = USAGE_ERROR) -> NoReturn:
@@ -146,6 +209,63 @@ def _amount(value: str | Decimal, currency: str = "") -> str:
     return f"{text} {currency}" if currency else text
 
 
+def quarter_before(day: date) -> tuple[date, date]:
+    """The calendar quarter before the one ``day`` is in: the last complete quarter."""
+    end = date(day.year, 3 * ((day.month - 1) // 3) + 1, 1) - timedelta(days=1)
+    return date(end.year, end.month - 2, 1), end
+
+
+def _figure(value: KpiValue | None) -> str | int | None:
+    """A KPI figure for JSON: an int, a decimal or money as a string, or None."""
+    figure = None if value is None else value.value
+    if isinstance(figure, Money):
+        return f"{figure.amount} {figure.currency}"
+    if isinstance(figure, Decimal):
+        return str(figure)
+    return figure
+
+
+def _scorecard_report(
+    quarter: tuple[date, date], lines: list[KpiResult], events: int, seconds: float
+) -> dict[str, Any]:
+    return {
+        "start": quarter[0].isoformat(),
+        "end": quarter[1].isoformat(),
+        "events_projected": events,
+        "projection_seconds": round(seconds, 2),
+        "kpis": [
+            {
+                "name": line.name,
+                "title": line.title,
+                "unit": line.unit,
+                "value": _figure(line.value),
+                "previous": _figure(line.previous),
+                "reason": line.error or (line.value.reason if line.value else ""),
+            }
+            for line in lines
+        ],
+    }
+
+
+def _print_scorecard(console: Console, scorecard: dict[str, Any]) -> None:
+    table = Table(
+        title=f"Scorecard {scorecard['start']} to {scorecard['end']}",
+        caption=(
+            f"from read models: {scorecard['events_projected']:,} events projected "
+            f"in {scorecard['projection_seconds']:.1f} s"
+        ),
+        title_justify="left",
+    )
+    table.add_column("KPI")
+    table.add_column("value", justify="right")
+    table.add_column("previous quarter", justify="right")
+    table.add_column("note")
+    for kpi in scorecard["kpis"]:
+        shown = ["-" if kpi[key] is None else str(kpi[key]) for key in ("value", "previous")]
+        table.add_row(kpi["title"], *shown, kpi["reason"])
+    console.print(table)
+
+
 def _print_tables(console: Console, report: dict[str, Any]) -> None:
     """The summary as rich tables."""
     console.print(
@@ -206,6 +326,7 @@ def _print_tables(console: Console, report: dict[str, Any]) -> None:
             _amount(row["arr_eur"]),
         )
     console.print(top)
+    _print_scorecard(console, report["scorecard"])
 
 
 @app.command()
@@ -253,12 +374,64 @@ def demo(
             )
         elapsed = time.perf_counter() - started
         states = [service.get_account(account_id) for account_id in summary.account_ids]
+        quarter = quarter_before(summary.end)
+        started = time.perf_counter()
+        projected = service.catch_up()
+        projection_seconds = time.perf_counter() - started
+        scorecard = service.scorecard(*quarter, catch_up=False)
     except (OSError, sqlite3.Error, PersistenceError) as error:
         _fail(f"writing to {db} failed: {error}", code=1)
     finally:
         service.close()
     report = _report(db, summary, states, elapsed)
+    report["scorecard"] = _scorecard_report(quarter, scorecard, projected, projection_seconds)
     if as_json:
         typer.echo(json.dumps(report, indent=2))
     else:
         _print_tables(Console(), report)
+
+
+# --- plugins ----------------------------------------------------------------------------------
+
+
+def plugins_report(host: PluginHost) -> dict[str, Any]:
+    """What ``acctdomain plugins --json`` prints: every plugin and every failure recorded."""
+    # Ask every registration hook once, so a plugin failing there shows up as failed.
+    host.projections(), host.kpis(), host.health_signals(), host.policies()
+    host.cli_commands(), host.transcodings(), host.upcasters()
+    return {
+        "plugins": [
+            {
+                "name": info.name,
+                "version": info.version,
+                "source": info.source,
+                "hooks": list(info.hooks),
+                "status": info.status,
+                "error": info.error,
+            }
+            for info in host.status()
+        ],
+        "failures": [
+            {"plugin": failure.plugin, "hook": failure.hook, "error": failure.error}
+            for failure in host.failures
+        ],
+    }
+
+
+@app.command("plugins")
+def plugins_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List the plugins: built-in, installed (entry points) and explicit, with their status."""
+    report = plugins_report(_active.get("host") or PluginHost())
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    table = Table(title="Plugins", title_justify="left")
+    for column in ("name", "version", "source", "status", "hooks"):
+        table.add_column(column)
+    for plugin in report["plugins"]:
+        status = plugin["status"] + (f": {plugin['error']}" if plugin["error"] else "")
+        hooks = ", ".join(h.removeprefix("acctdomain_") for h in plugin["hooks"])
+        table.add_row(plugin["name"], plugin["version"] or "", plugin["source"], status, hooks)
+    Console().print(table)
