@@ -4,16 +4,22 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test lint typecheck pytest clean
+.PHONY: setup demo test lint typecheck pytest clean plugin-template
 
 setup: $(STAMP)
 
-# Reinstall whenever the project's dependency list changes.
-$(STAMP): pyproject.toml
+# Reinstall whenever the project's or a first-party plugin's dependency list changes.
+$(STAMP): pyproject.toml plugins/acctdomain-commissions/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[postgres,dev]'
+	$(BIN)/python -m pip install --quiet -e plugins/acctdomain-commissions
 	touch $(STAMP)
+
+# A new plugin from plugins/template: `make plugin-template NAME=zebra` writes
+# plugins/acctdomain-zebra (`myplugin` replaced by the name in paths and contents).
+plugin-template: $(STAMP)
+	$(BIN)/python plugins/new_plugin.py $(NAME)
 
 demo: $(STAMP)
 	$(BIN)/acctdomain demo
