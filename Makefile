@@ -25,11 +25,11 @@ demo: $(STAMP)
 	$(BIN)/acctdomain demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks docs/examples
-	$(BIN)/ruff format --check src tests benchmarks docs/examples
+	$(BIN)/ruff check src tests benchmarks docs/examples plugins
+	$(BIN)/ruff format --check src tests benchmarks docs/examples plugins
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict src
+	$(BIN)/mypy --strict src plugins/acctdomain-commissions/src plugins/template/src
 
 pytest: $(STAMP)
 	$(BIN)/pytest

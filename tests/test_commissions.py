@@ -12,7 +12,10 @@ round amount (36,500 a year is 100 a day), and the period is Q1 2026 (90 days).
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -699,3 +702,27 @@ def test_the_command_refuses_a_store_that_does_not_exist(tmp_path: Path) -> None
     assert result.exit_code == 2
     assert "there is no SQLite store" in result.output
     assert not missing.exists()
+
+
+def test_the_installed_command_lists_built_ins_and_commissions() -> None:
+    """The console script a user runs, in its own process, with the real installation."""
+    script = Path(sys.executable).with_name("acctdomain")
+    environment = {k: v for k, v in os.environ.items() if k not in (ALLOW_ENV_VAR, BLOCK_ENV_VAR)}
+    result = subprocess.run(
+        [str(script), "plugins", "--json"],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    plugins = {plugin["name"]: plugin for plugin in report["plugins"]}
+    for name in ("builtin.accounts", "builtin.kpis", "builtin.health"):
+        assert (plugins[name]["source"], plugins[name]["status"]) == ("builtin", "loaded")
+    commissions = plugins[PLUGIN]
+    assert (commissions["source"], commissions["status"]) == ("entry_point", "loaded")
+    assert commissions["version"] == "0.1.0"
+    assert "acctdomain_register_kpis" in commissions["hooks"]
+    assert report["failures"] == []
