@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +179,22 @@ def test_entry_points_are_discovered_and_bad_ones_reported(installed: Path) -> N
     assert plugins["badsignature"]["status"] == "failed"
     assert "colour" in plugins["badsignature"]["error"]
     # The misspelled and mis-signed plugins are left out entirely; the rest still works.
+    # Commands and projections still work beside the broken plugins.
+    service = AccountService("memory:", plugins=host)
+    try:
+        opened = service.open_account(
+            name="Acme",
+            segment="smb",
+            industry="retail",
+            currency="EUR",
+            manager="amy",
+            manager_type="sales",
+            actor="amy",
+        )
+        assert service.catch_up() == 1
+        assert service.read_model("accounts").get("accounts", opened.account_id.hex) is not None
+    finally:
+        service.close()
     loaded = host.loaded()
     assert loaded[: len(DEFAULT_PLUGINS)] == [name for name, _ in DEFAULT_PLUGINS]
     assert "good" in loaded
@@ -322,6 +339,12 @@ def test_one_plugin_raising_in_every_hook_stops_nothing_else(store_url: str) -> 
             actor="amy",
         )
         assert service.get_account(opened.account_id).name == "Acme"
+        # The other projections run and the scorecard is computed.
+        assert service.catch_up() == 1
+        assert service.read_model("accounts").get("accounts", opened.account_id.hex) is not None
+        assert "answer" in {
+            line.name for line in service.scorecard(date(2026, 1, 1), date(2026, 1, 31))
+        }
         assert {"answer", "arr"} <= set(host.kpis())
         assert "accounts" in host.projections()
         assert {"engagement", "nps"} <= set(host.health_signals())
