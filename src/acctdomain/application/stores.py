@@ -37,6 +37,10 @@ DEFAULT_STORE = "acctdomain.db"
 # Seconds a writer waits for another process's write lock before giving up.
 SQLITE_LOCK_TIMEOUT = "30"
 
+# The factory of acctdomain.application.sqlite_persistence (named, not imported: eventsourcing
+# imports it when the service is built).
+SQLITE_PERSISTENCE_MODULE = "acctdomain.application.sqlite_persistence"
+
 
 @attrs.frozen(kw_only=True)
 class StoreSpec:
@@ -56,8 +60,10 @@ class StoreSpec:
         if self.kind == "memory":
             return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
         if self.kind == "sqlite":
+            # Our factory: eventsourcing's SQLite recorders, plus a subscribe() that follows
+            # commits made by this process and by others.
             return {
-                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "PERSISTENCE_MODULE": SQLITE_PERSISTENCE_MODULE,
                 "SQLITE_DBNAME": self.path,
                 "SQLITE_LOCK_TIMEOUT": SQLITE_LOCK_TIMEOUT,
             }
