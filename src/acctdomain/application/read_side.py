@@ -7,6 +7,8 @@ ordinary commands.
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable
 from datetime import date, datetime
 from functools import cached_property
@@ -16,6 +18,7 @@ from uuid import UUID
 from acctdomain.application.health import Bands, HealthScore, score_health
 from acctdomain.application.scorecard import KpiResult, compute_scorecard
 from acctdomain.domain.state import AccountState
+from acctdomain.errors import InvalidValue
 from acctdomain.plugins.types import HealthSignal, Kpi, KpiContext, KpiValue, ReadModel
 
 if TYPE_CHECKING:
@@ -23,6 +26,8 @@ if TYPE_CHECKING:
     from acctdomain.projections import PolicyRunner, ProjectionRunner
 
 __all__ = ["ReadSide"]
+
+log = logging.getLogger(__name__)
 
 KPI_HOOK = "acctdomain_register_kpis"
 SIGNAL_HOOK = "acctdomain_register_health_signals"
@@ -33,6 +38,24 @@ class ReadSide:
 
     plugins: PluginHost
     clock: Callable[[], datetime]
+
+    project_synchronously: bool
+    """Whether every successful command brings the read models up to date before it returns."""
+
+    sync_error: Exception | None
+    """What stopped the last catch-up after a command (not a projection's own failure, which
+    its runner's status records), or None once one succeeds."""
+
+    def _init_read_side(self, *, project_synchronously: bool) -> None:
+        if not isinstance(project_synchronously, bool):
+            raise InvalidValue(
+                "project_synchronously", f"expected True or False, got {project_synchronously!r}"
+            )
+        self.project_synchronously = project_synchronously
+        self.sync_error = None
+        # The runners are not thread-safe; commands from several threads (or a policy issuing
+        # commands from a follower's thread) may each catch up.
+        self._catch_up_lock = threading.RLock()
 
     def get_account(self, account_id: UUID) -> AccountState:  # provided by the service
         raise NotImplementedError
@@ -60,7 +83,27 @@ class ReadSide:
 
     def catch_up(self) -> int:
         """Bring every read model up to date with the store; returns the events applied."""
-        return self.projections.catch_up()
+        with self._catch_up_lock:
+            return self.projections.catch_up()
+
+    def _after_command(self) -> None:
+        """Called by the service when a command succeeded (its events are stored).
+
+        With ``project_synchronously`` the read models catch up now, so the caller reads its
+        own writes. The command has happened whatever this does: a projection that fails is
+        marked so in the runner's status (and the others go on); any other error, such as a
+        read-model database that cannot be written, is logged and kept in :attr:`sync_error`
+        instead of failing the command.
+        """
+        if not self.project_synchronously:
+            return
+        try:
+            self.catch_up()
+        except Exception as error:
+            log.warning("read models could not catch up after a command", exc_info=True)
+            self.sync_error = error
+        else:
+            self.sync_error = None
 
     def read_model(self, name: str) -> ReadModel:
         """Read access to one projection's tables."""

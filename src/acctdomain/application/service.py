@@ -105,7 +105,8 @@ class AccountService(ReadSide, Application[UUID]):
 
     ``store`` is a URL or file path (see :mod:`acctdomain.application.stores`); ``clock``
     supplies recorded times (tests and simulations may pass their own); ``max_attempts``
-    bounds the retries after a concurrent write.
+    bounds the retries after a concurrent write; with ``project_synchronously`` every command
+    brings the read models up to date before it returns.
     """
 
     name = "acctdomain"
@@ -128,7 +129,9 @@ class AccountService(ReadSide, Application[UUID]):
         extra_transcodings: Iterable[Transcoding] = (),
         env: dict[str, str] | None = None,
         plugins: PluginHost | None = None,
+        project_synchronously: bool = False,
     ) -> None:
+        self._init_read_side(project_synchronously=project_synchronously)
         self.store = store if isinstance(store, StoreSpec) else parse_store(store)
         self.clock = clock
         """Supplies recorded times; tests and simulations pass their own."""
@@ -268,9 +271,28 @@ class AccountService(ReadSide, Application[UUID]):
         *,
         subject_id: UUID | None = None,
     ) -> CommandResult:
-        """Run a command: replay it if its idempotency key was seen, else load, decide, save,
-        and after a concurrent write reload and decide again. ``subject_id`` names the account
-        in errors when there is none to load (opening one)."""
+        """Run a command (see :meth:`_decide_and_save`), then let the read side react to its
+        success (see :meth:`ReadSide._after_command`)."""
+        result = self._decide_and_save(
+            command, account_id, options, arguments, decide, entity_id, subject_id=subject_id
+        )
+        self._after_command()
+        return result
+
+    def _decide_and_save(
+        self,
+        command: str,
+        account_id: UUID | None,
+        options: CommandOptions,
+        arguments: dict[str, Any],
+        decide: Decision,
+        entity_id: UUID | None = None,
+        *,
+        subject_id: UUID | None = None,
+    ) -> CommandResult:
+        """Replay a command if its idempotency key was seen, else load, decide, save, and after
+        a concurrent write reload and decide again. ``subject_id`` names the account in errors
+        when there is none to load (opening one)."""
         subject = account_id or subject_id
         assert subject is not None, "a command addresses an account"
         options = self._options(options)
