@@ -238,3 +238,63 @@ def follow_up_policy(spy: Spy | None = None) -> Policy:
 def upsell_on_contact(event: ev.ContactLogged) -> list[Reaction]:
     """Every contact becomes an upsell of ``core`` (refused where the account is not active)."""
     return [Reaction("upsell", event.originator_id, {"product": "core", "added_arr": eur(10)})]
+
+
+class AccountHistory(Projection):
+    """Per account: the versions applied, in order (a reordering shows); per event: a row
+    keyed ``<account hex>/<version>``. Every row is its account's, under the account's hex:
+    it declares that share. Raises Boom on the events ``fails`` picks."""
+
+    name = "account_history"
+    tables = ("accounts", "events")
+
+    def __init__(self, fails: Callable[[Any], bool] | None = None) -> None:
+        self.fails = fails
+
+    def account_share(self, account_id: UUID) -> dict[str, str]:
+        return {"accounts": account_id.hex, "events": account_id.hex}
+
+    def apply(self, event: Any, rows: Rows) -> None:
+        if self.fails is not None and self.fails(event):
+            raise Boom(f"cannot handle {event.originator_id} v{event.originator_version}")
+        key = event.originator_id.hex
+        row = rows.get("accounts", key) or {"versions": ()}
+        rows.put("accounts", key, {"versions": (*row["versions"], event.originator_version)})
+        rows.put("events", f"{key}/{event.originator_version:06d}", {"topic": type(event).__name__})
+        if isinstance(event, ev.Churned):
+            rows.delete("events", f"{key}/000001")  # (a delete, to rebuild one too)
+
+
+class TopicTotals(Projection):
+    """Events by type over the whole book (one row per type): shared by all accounts, so it
+    declares no account share. Raises Boom on the events ``fails`` picks."""
+
+    name = "topic_totals"
+    tables = ("totals",)
+
+    def __init__(self, fails: Callable[[Any], bool] | None = None) -> None:
+        self.fails = fails
+
+    def apply(self, event: Any, rows: Rows) -> None:
+        if self.fails is not None and self.fails(event):
+            raise Boom(f"cannot handle {event.originator_id} v{event.originator_version}")
+        topic = type(event).__name__
+        row = rows.get("totals", topic) or {"count": 0}
+        rows.put("totals", topic, {"count": row["count"] + 1})
+
+
+class Sleeps:
+    """A ``sleep`` for runners that records the delays instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+
+
+def of(account_id: UUID, *versions: int) -> Callable[[Any], bool]:
+    """Picks the events of ``account_id`` with these versions (all if none given)."""
+    return lambda event: (
+        event.originator_id == account_id and (not versions or event.originator_version in versions)
+    )

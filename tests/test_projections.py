@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import date, datetime
@@ -24,6 +25,7 @@ from acctdomain.errors import AcctDomainError, InvalidValue
 from acctdomain.plugins import PluginHost
 from acctdomain.plugins.types import Policy, Projection, Rows
 from acctdomain.projections import (
+    DeadLetter,
     PolicyRunner,
     PostgresReadModelStore,
     ProjectionRunner,
@@ -38,6 +40,7 @@ from tests.pg import drop_schema, new_schema_url
 from tests.projection_fixtures import (
     MISSING_CLASS_TOPIC,
     UNKNOWN_TOPIC,
+    AccountHistory,
     ArrByAccount,
     Boom,
     ContactCounts,
@@ -53,6 +56,7 @@ from tests.projection_fixtures import (
     insert_unknown_event,
     notification_id_of,
     notification_ids,
+    of,
     open_active,
     upsell_on_contact,
 )
@@ -889,3 +893,324 @@ def test_closing_the_service_closes_its_read_model_connections(
     else:
         assert store._connection.closed
     assert "projections" not in vars(service)
+
+
+# --- status: lag in seconds, persisted pause -----------------------------------------------------
+
+
+def test_lag_is_reported_in_events_and_recorded_seconds(
+    service: AccountService, runners: list[ProjectionRunner], clock: FakeClock
+) -> None:
+    account = open_active(service, "crm:1")
+    runner = new_runner(service, runners, [Ledger()])
+    [status] = runner.status()
+    assert (status.lag, status.lag_seconds) == (2, None)  # no event at position 0
+    runner.catch_up()
+    [status] = runner.status()
+    assert (status.lag, status.lag_seconds, status.state) == (0, 0.0, "running")
+
+    clock.advance(minutes=5)
+    contact(service, account)
+    clock.advance(hours=1)
+    contact(service, account)
+    [status] = runner.status()
+    assert (status.lag, status.lag_seconds) == (2, 3900.0)
+
+    insert_unknown_event(service)  # the head's recorded time cannot be read
+    [status] = runner.status()
+    assert (status.lag, status.lag_seconds) == (3, None)
+    runner.catch_up()
+    [status] = runner.status()
+    assert (status.lag, status.lag_seconds, status.unknown_events) == (0, 0.0, 1)
+
+
+def test_a_pause_is_kept_in_the_store_for_every_runner(
+    service: AccountService, runners: list[ProjectionRunner]
+) -> None:
+    account = open_active(service, "crm:1")
+    first = new_runner(service, runners)
+    other = new_runner(service, runners)  # another process: its own store connection
+    first.pause("ledger")
+
+    other.catch_up()
+    statuses = {s.name: s for s in other.status()}
+    assert (statuses["ledger"].state, statuses["ledger"].position) == ("paused", 0)
+    assert statuses["arr"].lag == 0
+    with pytest.raises(InvalidValue, match="paused"):
+        other.rebuild("ledger")
+
+    other.resume("ledger")
+    assert {s.state for s in first.status()} == {"running"}
+    contact(service, account)
+    first.catch_up()
+    assert_applied_once(service, first, "ledger")
+
+
+def test_a_pause_by_another_runner_holds_from_the_next_batch(
+    service: AccountService, runners: list[ProjectionRunner]
+) -> None:
+    account = open_active(service, "crm:1")
+    for _ in range(4):
+        contact(service, account)
+    other = new_runner(service, runners, [Ledger()])
+
+    class Pausing(Ledger):
+        def apply(self, event: Any, rows: Rows) -> None:
+            if event.originator_version == 1:
+                other.pause("ledger")
+            super().apply(event, rows)
+
+    runner = new_runner(service, runners, [Pausing()], batch_size=2)
+    runner.catch_up()
+    [status] = runner.status()
+    assert (status.state, status.position) == ("paused", notification_ids(service)[1])
+    other.resume("ledger")
+    runner.catch_up()
+    assert_applied_once(service, runner, "ledger")
+
+
+# --- rebuild: one account's share, cancellation ---------------------------------------------------
+
+
+def history_runner(
+    service: AccountService, runners: list[ProjectionRunner], **options: Any
+) -> ProjectionRunner:
+    return new_runner(service, runners, [AccountHistory(), ContactCounts()], **options)
+
+
+def test_rebuilding_one_accounts_share_equals_a_full_rebuild(
+    service: AccountService, runners: list[ProjectionRunner]
+) -> None:
+    class ContactsByAccount(ContactCounts):
+        def account_share(self, account_id: UUID) -> dict[str, str]:
+            return {"per_account": account_id.hex}
+
+    first, second = open_active(service, "crm:1"), open_active(service, "crm:2")
+    contact(service, first)
+    contact(service, second)
+    history = AccountHistory()
+    runner = new_runner(service, runners, [history, ContactsByAccount()], batch_size=3)
+    runner.catch_up()
+    # A bug wrote the wrong rows for the first account; the fixed code is deployed.
+    with runner.store.batch(history) as batch:
+        batch.put("accounts", first.hex, {"versions": (9,)})
+        batch.put("events", f"{first.hex}/000099", {"topic": "Bogus"})
+        batch.advance(batch.start)
+    second_rows = runner.read_model("account_history").get("accounts", second.hex)
+    position = runner.store.position(history)
+    contact(service, first)  # after the position: not part of the share rebuild
+    progress: list[tuple[int, int]] = []
+
+    runner.rebuild(account_id=first, progress=lambda done, total: progress.append((done, total)))
+
+    assert runner.store.position(history) == position
+    assert row_versions(runner, first) == (1, 2, 3)
+    assert runner.read_model("account_history").get("accounts", second.hex) == second_rows
+    assert progress[-1] == (position, position)
+    runner.catch_up()
+    shared = dump(runner)
+    runner.rebuild()
+    assert dump(runner) == shared
+
+
+def row_versions(runner: ProjectionRunner, account: UUID) -> tuple[int, ...]:
+    row = runner.read_model("account_history").get("accounts", account.hex)
+    return () if row is None else tuple(row["versions"])
+
+
+def test_a_share_rebuild_replaces_the_accounts_dead_letters(
+    service: AccountService, runners: list[ProjectionRunner]
+) -> None:
+    first, second = open_active(service, "crm:1"), open_active(service, "crm:2")
+    contact(service, first)
+    history = AccountHistory(fails=lambda e: e.originator_version == 2)
+    runner = new_runner(service, runners, [history], on_failure={"account_history": DeadLetter()})
+    runner.catch_up()
+    assert len(runner.dead_letters("account_history")) == 3  # first v2, v3; second v2
+    history.fails = of(first, 3)
+
+    runner.rebuild("account_history", account_id=first)
+
+    [again] = runner.dead_letters("account_history", account_id=first)
+    assert again.originator_version == 3
+    assert row_versions(runner, first) == (1, 2)
+    assert len(runner.dead_letters("account_history", account_id=second)) == 1
+
+
+def test_a_share_rebuild_needs_a_declared_share_and_stays_inside_it(
+    service: AccountService, runners: list[ProjectionRunner]
+) -> None:
+    class Sprawling(AccountHistory):
+        def apply(self, event: Any, rows: Rows) -> None:
+            super().apply(event, rows)
+            rows.put("accounts", "everyone", {"last": event.originator_version})
+
+    class Scanning(AccountHistory):
+        name = "scanning"
+
+        def apply(self, event: Any, rows: Rows) -> None:
+            super().apply(event, rows)
+            list(rows.scan("accounts"))
+
+    account = open_active(service, "crm:1")
+    runner = new_runner(service, runners, [Sprawling(), Scanning(), Ledger()])
+    runner.catch_up()
+    before = dump(runner)
+    with pytest.raises(InvalidValue) as refused:
+        runner.rebuild(account_id=account)  # the ledger declares no share
+    assert (refused.value.field, "'ledger'" in refused.value.reason) == ("account_id", True)
+    with pytest.raises(InvalidValue) as refused:
+        runner.rebuild("ledger", account_id=str(account))  # type: ignore[arg-type]
+    assert refused.value.field == "account_id"
+
+    runner.rebuild("account_history", account_id=account)
+    runner.rebuild("scanning", account_id=account)
+
+    statuses = {s.name: s for s in runner.status()}
+    assert statuses["account_history"].state == "failed"
+    assert "outside the share" in statuses["account_history"].last_error.error
+    assert statuses["scanning"].state == "failed"
+    assert "scans table" in statuses["scanning"].last_error.error
+    assert dump(runner) == before  # nothing of either was committed
+
+
+@pytest.mark.parametrize(
+    ("share", "reason"),
+    [
+        ("accounts", "expected a mapping"),
+        ({"nope": "x"}, "declares no table"),
+        ({"accounts": ""}, "non-empty key prefix"),
+        ({"accounts": 7}, "non-empty key prefix"),
+    ],
+)
+def test_a_malformed_account_share_is_refused(
+    memory_service: AccountService, share: object, reason: str
+) -> None:
+    class Malformed(AccountHistory):
+        def account_share(self, account_id: UUID) -> Any:
+            return share
+
+    with ProjectionRunner(memory_service, [Malformed()]) as runner:
+        with pytest.raises(InvalidValue, match=reason) as refused:
+            runner.rebuild(account_id=uuid4())
+        assert refused.value.field == "projection.account_share"
+
+
+def test_a_share_rebuild_starts_again_when_another_runner_moves_the_projection(
+    service: AccountService, runners: list[ProjectionRunner]
+) -> None:
+    account = open_active(service, "crm:1")
+    runner = history_runner(service, runners)
+    runner.catch_up()
+    contact(service, account)
+    other = history_runner(service, runners)
+    moved = [False]
+
+    class Racing(AccountHistory):
+        def apply(self, event: Any, rows: Rows) -> None:
+            if not moved[0]:
+                moved[0] = True
+                other.catch_up()  # commits v3 before the share rebuild commits
+            super().apply(event, rows)
+
+    racing = new_runner(service, runners, [Racing()])
+    racing.rebuild(account_id=account)
+    assert row_versions(racing, account) == (1, 2, 3)
+    assert racing.store.position(Racing()) == max(notification_ids(service))
+
+
+def test_a_cancelled_rebuild_is_consistent_and_a_catch_up_finishes_it(
+    service: AccountService, runners: list[ProjectionRunner]
+) -> None:
+    accounts = [open_active(service, f"crm:{n}") for n in range(3)]
+    for account in accounts:
+        contact(service, account)
+    runner = history_runner(service, runners, batch_size=2)
+    runner.catch_up()
+    full = dump(runner)
+    seen: list[set[str]] = []
+
+    def progress(done: int, total: int) -> None:
+        seen.append({s.state for s in runner.status()})
+
+    stop_after = [3]
+
+    def cancel() -> bool:
+        stop_after[0] -= 1
+        return stop_after[0] < 0
+
+    runner.rebuild(progress=progress, cancel=cancel)
+
+    assert seen[0] == {"rebuilding"}
+    position = runner.store.position(AccountHistory())
+    assert 0 < position < max(notification_ids(service))
+    assert {s.state for s in runner.status()} == {"running"}
+    # Position and rows agree: exactly the events up to the position are in.
+    events = dict(runner.read_model("account_history").scan("events"))
+    assert len(events) == len([i for i in notification_ids(service) if i <= position])
+    runner.catch_up()
+    assert dump(runner) == full
+
+
+def test_a_set_event_cancels_a_rebuild_and_a_cancelled_share_rebuild_commits_nothing(
+    service: AccountService, runners: list[ProjectionRunner]
+) -> None:
+    account = open_active(service, "crm:1")
+    contact(service, account)
+    runner = history_runner(service, runners, batch_size=1)
+    runner.catch_up()
+    before = dump(runner)
+    with runner.store.batch(AccountHistory()) as batch:  # rows a share rebuild would fix
+        batch.put("accounts", account.hex, {"versions": (9,)})
+    corrupted = dump(runner)
+    cancelled = threading.Event()
+    runner.rebuild(
+        "account_history",
+        account_id=account,
+        progress=lambda done, total: cancelled.set(),
+        cancel=cancelled,
+    )
+    assert dump(runner) == corrupted
+    cancelled.clear()
+    runner.rebuild(progress=lambda done, total: cancelled.set() if done else None, cancel=cancelled)
+    assert runner.store.position(AccountHistory()) == notification_ids(service)[0]
+    runner.catch_up()
+    assert dump(runner) == before
+    with pytest.raises(InvalidValue) as refused:
+        runner.rebuild(cancel=5)  # type: ignore[arg-type]
+    assert refused.value.field == "cancel"
+    with pytest.raises(InvalidValue) as refused:
+        runner.rebuild(progress=5)  # type: ignore[arg-type]
+    assert refused.value.field == "progress"
+
+
+# --- side effects only once ----------------------------------------------------------------------
+
+
+def test_policies_never_fire_during_a_rebuild_or_a_replay_of_dead_letters(
+    service: AccountService, runners: list[ProjectionRunner]
+) -> None:
+    account = open_active(service, "crm:1")
+    feedback(service, account, 3)
+    spy = Spy(detractor_follow_up)
+    with PolicyRunner(service, [follow_up_policy(spy)]) as policies:
+        policies.run()
+    assert spy.calls == 1
+    history = service.history(account)
+
+    projection = AccountHistory(fails=lambda event: isinstance(event, ev.FeedbackRecorded))
+    runner = new_runner(
+        service,
+        runners,
+        [projection, *all_projections()],
+        on_failure={"account_history": DeadLetter()},
+    )
+    runner.catch_up()
+    assert len(runner.dead_letters("account_history")) == 2  # the feedback, the follow-up
+    runner.rebuild()
+    runner.rebuild("account_history", account_id=account)
+    projection.fails = None
+    assert len(runner.replay_dead_letters("account_history").replayed) == 2
+
+    assert spy.calls == 1
+    assert service.history(account) == history

@@ -23,7 +23,9 @@ from acctdomain.plugins.host import (
 from acctdomain.plugins.types import (
     AuthorizationRequest,
     CliCommand,
+    DeadLetter,
     Denial,
+    FailurePolicy,
     HealthSignal,
     Kpi,
     KpiContext,
@@ -32,7 +34,9 @@ from acctdomain.plugins.types import (
     Projection,
     Reaction,
     ReadModel,
+    Retry,
     Rows,
+    Stop,
     Upcaster,
 )
 
@@ -43,7 +47,9 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "AuthorizationRequest",
     "CliCommand",
+    "DeadLetter",
     "Denial",
+    "FailurePolicy",
     "HealthSignal",
     "Kpi",
     "KpiContext",
@@ -55,7 +61,9 @@ __all__ = [
     "Projection",
     "Reaction",
     "ReadModel",
+    "Retry",
     "Rows",
+    "Stop",
     "Upcaster",
     "hookimpl",
 ]

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeAlias
 from uuid import UUID
 
 import attrs
@@ -30,7 +30,9 @@ __all__ = [
     "NAME_PATTERN",
     "AuthorizationRequest",
     "CliCommand",
+    "DeadLetter",
     "Denial",
+    "FailurePolicy",
     "HealthSignal",
     "Kpi",
     "KpiContext",
@@ -39,8 +41,11 @@ __all__ = [
     "Projection",
     "Reaction",
     "ReadModel",
+    "Retry",
     "Rows",
+    "Stop",
     "Upcaster",
+    "check_failure_policy",
     "check_name",
 ]
 
@@ -96,13 +101,78 @@ class ReadModel(Protocol):
         """Every row of the table, by key."""
 
 
+@attrs.frozen
+class Stop:
+    """On a failure, stop the projection at the failing event (state ``failed``) until it is
+    resumed: nothing after the event is applied, so nothing is lost or reordered."""
+
+
+@attrs.frozen
+class DeadLetter:
+    """On a failure, park the failing event in the store's dead letters and go on. Later
+    events of the same account are parked behind it while that account has dead letters, so
+    each account's events are still applied in order once the dead letters are replayed."""
+
+
+def _check_attempts(instance: object, attribute: attrs.Attribute[int], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidValue("retry.attempts", f"expected an integer >= 1, got {value!r}")
+
+
+def _check_seconds(instance: object, attribute: attrs.Attribute[float], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise InvalidValue(f"retry.{attribute.name}", f"expected seconds >= 0, got {value!r}")
+
+
+def _check_then(
+    instance: object, attribute: attrs.Attribute[Stop | DeadLetter], value: object
+) -> None:
+    if not isinstance(value, Stop | DeadLetter):
+        raise InvalidValue("retry.then", f"expected Stop() or DeadLetter(), got {value!r}")
+
+
+@attrs.frozen
+class Retry:
+    """On a failure, discard the batch and apply it again, up to ``attempts`` more times,
+    sleeping ``backoff_seconds`` before the first retry and twice as long before each next one
+    (at most ``max_backoff``); then do what ``then`` says (stop, or park the event)."""
+
+    attempts: int = attrs.field(validator=_check_attempts)
+    backoff_seconds: float = attrs.field(default=0.1, validator=_check_seconds)
+    max_backoff: float = attrs.field(default=30.0, validator=_check_seconds)
+    then: Stop | DeadLetter = attrs.field(factory=Stop, validator=_check_then)
+
+    def __attrs_post_init__(self) -> None:
+        if self.max_backoff < self.backoff_seconds:
+            raise InvalidValue(
+                "retry.max_backoff",
+                f"must be >= backoff_seconds ({self.backoff_seconds}), got {self.max_backoff}",
+            )
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before retry number ``attempt`` (1 for the first)."""
+        return float(min(self.backoff_seconds * 2.0 ** min(attempt - 1, 64), self.max_backoff))
+
+
+FailurePolicy: TypeAlias = Retry | DeadLetter | Stop
+"""What a projection runner does when a projection fails on an event."""
+
+
+def check_failure_policy(field: str, value: object) -> FailurePolicy:
+    """``value`` if it is a failure policy, else InvalidValue about ``field``."""
+    if not isinstance(value, Retry | DeadLetter | Stop):
+        raise InvalidValue(field, f"expected Retry(...), DeadLetter() or Stop(), got {value!r}")
+    return value
+
+
 class Projection(abc.ABC):
     """A read model built from events: a pure processor plus the tables it owns.
 
     Subclasses set ``name`` (unique), ``tables`` (the table names it writes), optionally
-    ``version`` (bump it when the tables' meaning changes: the read model is rebuilt) and
-    ``event_types`` (the event classes it wants; empty means every event), and implement
-    :meth:`apply`.
+    ``version`` (bump it when the tables' meaning changes: the read model is rebuilt),
+    ``event_types`` (the event classes it wants; empty means every event) and ``on_failure``
+    (what the runner does when :meth:`apply` raises; default :class:`Stop`), and implement
+    :meth:`apply`. Override :meth:`account_share` to allow rebuilding one account's rows.
     """
 
     name: ClassVar[str]
@@ -110,10 +180,18 @@ class Projection(abc.ABC):
     version: ClassVar[int] = 1
     event_types: ClassVar[tuple[type, ...]] = ()
     description: ClassVar[str] = ""
+    on_failure: ClassVar[FailurePolicy] = Stop()
 
     def wants(self, event: object) -> bool:
         """Whether :meth:`apply` should see ``event``."""
         return not self.event_types or isinstance(event, self.event_types)
+
+    def account_share(self, account_id: UUID) -> Mapping[str, str] | None:
+        """Where the rows of one account are: per table, a key prefix that every row written
+        for ``account_id`` starts with and no other account's row does (tables left out hold
+        none of its rows). ``None`` (the default) means rows are not kept apart by account (a
+        total over the book), so only a whole rebuild is possible."""
+        return None
 
     @abc.abstractmethod
     def apply(self, event: DomainEventProtocol[Any], rows: Rows) -> None:
@@ -145,7 +223,6 @@ class KpiContext:
     end: date
     read_model: Callable[[str], ReadModel]
     filters: Mapping[str, str] = attrs.field(factory=dict)
-    as_of: datetime | None = None
 
 
 @attrs.frozen

@@ -8,26 +8,52 @@ projections and policies up to date with the event store, exactly once.
 0
 """
 
-from acctdomain.projections.batch import Batch, Changes, StoreReader
+from acctdomain.plugins.types import DeadLetter, FailurePolicy, Retry, Stop
+from acctdomain.projections.batch import Batch, Changes, ShareBatch, StoreReader
 from acctdomain.projections.codec import RowCodec
 from acctdomain.projections.eventids import EVENT_NAMESPACE, event_id
 from acctdomain.projections.factory import read_model_store_for
+from acctdomain.projections.follow import FollowerCrash, StoreFollower
 from acctdomain.projections.keys import ReadModelKey, table_name
 from acctdomain.projections.memory_store import MemoryReadModelStore
 from acctdomain.projections.policies import PolicyRunner
 from acctdomain.projections.postgres_store import PostgresReadModelStore
-from acctdomain.projections.runner import ProjectionRunner
+from acctdomain.projections.runner import Cancel, ProjectionRunner
 from acctdomain.projections.sqlite_store import SQLiteReadModelStore
-from acctdomain.projections.status import Failure, PolicyRefusal, ProjectionStatus, State
-from acctdomain.projections.store import TRACKING_TABLE, PositionConflict, ReadModelStore
+from acctdomain.projections.status import (
+    Failure,
+    ParkedEvent,
+    ParkedEventDetail,
+    PolicyRefusal,
+    ProjectionStatus,
+    ReplayResult,
+    State,
+)
+from acctdomain.projections.store import (
+    DEAD_LETTER_TABLE,
+    PAUSED_TABLE,
+    TRACKING_TABLE,
+    LetterFilter,
+    PositionConflict,
+    ReadModelStore,
+)
 
 __all__ = [
+    "DEAD_LETTER_TABLE",
     "EVENT_NAMESPACE",
+    "PAUSED_TABLE",
     "TRACKING_TABLE",
     "Batch",
+    "Cancel",
     "Changes",
+    "DeadLetter",
     "Failure",
+    "FailurePolicy",
+    "FollowerCrash",
+    "LetterFilter",
     "MemoryReadModelStore",
+    "ParkedEvent",
+    "ParkedEventDetail",
     "PolicyRefusal",
     "PolicyRunner",
     "PositionConflict",
@@ -36,9 +62,14 @@ __all__ = [
     "ProjectionStatus",
     "ReadModelKey",
     "ReadModelStore",
+    "ReplayResult",
+    "Retry",
     "RowCodec",
     "SQLiteReadModelStore",
+    "ShareBatch",
     "State",
+    "Stop",
+    "StoreFollower",
     "StoreReader",
     "event_id",
     "read_model_store_for",

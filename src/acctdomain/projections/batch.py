@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any, Protocol
+from collections.abc import Iterator, Mapping
+from typing import Any, NoReturn, Protocol
+from uuid import UUID
 
 import attrs
 
 from acctdomain.errors import InvalidValue
 from acctdomain.projections.codec import RowCodec
 from acctdomain.projections.keys import ReadModelKey, table_name
+from acctdomain.projections.status import ParkedEvent
 
-__all__ = ["Batch", "Changes", "RowSource", "StoreReader"]
+__all__ = ["Batch", "Changes", "RowSource", "ShareBatch", "StoreReader"]
 
 
 class RowSource(Protocol):
@@ -26,10 +28,17 @@ class RowSource(Protocol):
 
 @attrs.frozen
 class Changes:
-    """What a batch writes: encoded rows to insert or replace, keys to delete (by SQL table)."""
+    """What a batch writes, by SQL table: encoded rows to insert or replace, keys to delete,
+    and key prefixes whose rows go first (an account's share being rebuilt); and the dead
+    letters it parks (inserted, or their error updated), removes by position, or removes for
+    a whole account (first, before the others). A store applies them in that order."""
 
     puts: dict[str, dict[str, str]]
     deletes: dict[str, set[str]]
+    clears: dict[str, str] = attrs.field(factory=dict)
+    park: tuple[ParkedEvent, ...] = ()
+    unpark: frozenset[int] = frozenset()
+    unpark_account: UUID | None = None
 
 
 class StoreReader:
@@ -73,6 +82,12 @@ class Batch:
         self._rows: dict[str, dict[str, dict[str, Any] | None]] = {t: {} for t in key.tables}
         self._dirty: dict[str, set[str]] = {table: set() for table in key.tables}
         self._changes: Changes | None = None
+        self._clears: dict[str, str] = {}
+        self._park: dict[int, ParkedEvent] = {}
+        self._unpark: set[int] = set()
+        self._unpark_account: UUID | None = None
+        # Rows put since the last check_rows(), when watching.
+        self._recent: set[tuple[str, str]] | None = None
 
     def get(self, table: str, key: str) -> dict[str, Any] | None:
         """The row under ``key`` as this batch sees it, or None."""
@@ -91,6 +106,8 @@ class Batch:
             raise TypeError(f"a row must be a dict, got {type(value).__name__}")
         self._table(table)[_check_key(key)] = value
         self._dirty[table].add(key)
+        if self._recent is not None:
+            self._recent.add((table, key))
 
     def delete(self, table: str, key: str) -> None:
         """Remove the row under ``key`` (no error if there is none)."""
@@ -115,8 +132,38 @@ class Batch:
             raise InvalidValue("position", f"cannot move back from {self.start} to {position}")
         self.end = position
 
+    def park(self, parked: ParkedEvent) -> None:
+        """Park an event in the dead letters (or update the error of a parked one)."""
+        self._check_open()
+        self._park[parked.position] = parked
+
+    def unpark(self, position: int) -> None:
+        """Remove the dead letter at ``position`` (it was replayed)."""
+        self._check_open()
+        self._unpark.add(position)
+
+    def unpark_account(self, account_id: UUID) -> None:
+        """Remove every dead letter of ``account_id`` before the other changes (its share is
+        being rebuilt, parking again what still fails)."""
+        self._check_open()
+        self._unpark_account = account_id
+
+    def watch(self) -> None:
+        """Note the rows put from now on, so :meth:`check_rows` can find the event that wrote
+        an unencodable one (encoding every row after every event is not free)."""
+        self._recent = set()
+
+    def check_rows(self) -> None:
+        """Encode the rows put since the last check: raises if one cannot be stored."""
+        recent, self._recent = self._recent or set(), set()
+        for table, key in recent:
+            row = self._rows[table][key]
+            if row is not None:
+                self._codec.dumps(row)
+
     def changes(self) -> Changes:
-        """The changed rows, encoded (an unencodable value raises here, before any write).
+        """The changed rows, encoded (an unencodable value raises here, before any write),
+        and the dead letters to park or remove.
 
         The first call closes the batch to writes; later calls return the same changes.
         """
@@ -132,7 +179,14 @@ class Batch:
                     deletes.setdefault(sql_table, set()).add(key)
                 else:
                     puts.setdefault(sql_table, {})[key] = self._codec.dumps(row)
-        self._changes = Changes(puts, deletes)
+        self._changes = Changes(
+            puts,
+            deletes,
+            clears=dict(self._clears),
+            park=tuple(self._park[position] for position in sorted(self._park)),
+            unpark=frozenset(self._unpark),
+            unpark_account=self._unpark_account,
+        )
         return self._changes
 
     def _check_open(self) -> None:
@@ -146,6 +200,57 @@ class Batch:
             raise InvalidValue(
                 "table", f"projection {self.key.name!r} declares no table {table!r}"
             ) from None
+
+
+class ShareBatch(Batch):
+    """A batch that rebuilds one account's share of a projection from nothing: its rows (the
+    keys under ``prefixes``, per table) are deleted at commit before the batch's own writes,
+    and the batch reads as if they were gone already. Touching a row outside the share, or
+    scanning a table, raises :class:`InvalidValue`: such a projection's rows depend on other
+    accounts, and replaying only this account's events could not rebuild them."""
+
+    def __init__(
+        self,
+        source: RowSource,
+        codec: RowCodec,
+        key: ReadModelKey,
+        start: int,
+        prefixes: Mapping[str, str],
+    ) -> None:
+        super().__init__(source, codec, key, start)
+        self._prefixes = dict(prefixes)
+        self._clears = {self._sql_tables[t]: prefix for t, prefix in self._prefixes.items()}
+
+    def get(self, table: str, key: str) -> dict[str, Any] | None:
+        """The row under ``key`` as rebuilt so far, or None."""
+        return self._table(self._inside(table, key)).get(key)
+
+    def put(self, table: str, key: str, value: dict[str, Any]) -> None:
+        """Insert or replace the row under ``key`` (inside the share)."""
+        super().put(self._inside(table, key), key, value)
+
+    def delete(self, table: str, key: str) -> None:
+        """Remove the row under ``key`` (inside the share)."""
+        super().delete(self._inside(table, key), key)
+
+    def scan(self, table: str) -> NoReturn:
+        """Refused: a scan reads other accounts' rows."""
+        raise InvalidValue(
+            "account_share",
+            f"projection {self.key.name!r} scans table {table!r}, which reads other accounts' "
+            "rows: rebuild it whole",
+        )
+
+    def _inside(self, table: str, key: str) -> str:
+        self._table(table)
+        prefix = self._prefixes.get(table)
+        if prefix is None or not _check_key(key).startswith(prefix):
+            raise InvalidValue(
+                "account_share",
+                f"projection {self.key.name!r} touched row {key!r} of table {table!r}, "
+                "outside the share it declared for the account",
+            )
+        return table
 
 
 def _check_key(key: object) -> str:

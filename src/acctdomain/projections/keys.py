@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -10,7 +11,7 @@ import attrs
 from acctdomain.errors import InvalidValue
 from acctdomain.plugins.types import Projection, check_name
 
-__all__ = ["ReadModelKey", "key_of", "table_name"]
+__all__ = ["ReadModelKey", "check_table_prefixes", "key_of", "table_name"]
 
 # PostgreSQL truncates longer identifiers silently, which could make two tables one.
 _MAX_IDENTIFIER = 63
@@ -67,3 +68,26 @@ def table_name(key: ReadModelKey, table: str) -> str:
         return name
     digest = hashlib.blake2b(name.encode(), digest_size=4).hexdigest()
     return f"{name[: _MAX_IDENTIFIER - 9]}_{digest}"
+
+
+def check_table_prefixes(key: ReadModelKey, share: object) -> dict[str, str]:
+    """``share`` (what ``Projection.account_share`` returned) as a dict of table to key
+    prefix, if every table is the key's and every prefix a non-empty string (an empty one
+    would claim every account's rows); else InvalidValue."""
+    if not isinstance(share, Mapping):
+        raise InvalidValue(
+            "projection.account_share", f"{key.name!r}: expected a mapping, got {share!r}"
+        )
+    checked: dict[str, str] = {}
+    for table, prefix in share.items():
+        if table not in key.tables:
+            raise InvalidValue(
+                "projection.account_share", f"{key.name!r} declares no table {table!r}"
+            )
+        if not isinstance(prefix, str) or not prefix:
+            raise InvalidValue(
+                "projection.account_share",
+                f"{key.name!r}: expected a non-empty key prefix for {table!r}, got {prefix!r}",
+            )
+        checked[table] = prefix
+    return checked

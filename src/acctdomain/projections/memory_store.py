@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from uuid import UUID
+
+import attrs
 
 from acctdomain.projections.batch import Changes
 from acctdomain.projections.codec import RowCodec
 from acctdomain.projections.keys import ReadModelKey, table_name
-from acctdomain.projections.store import Claim, PositionConflict, ReadModelStore
+from acctdomain.projections.status import ParkedEvent
+from acctdomain.projections.store import Claim, LetterFilter, PositionConflict, ReadModelStore
 
 __all__ = ["MemoryReadModelStore"]
 
@@ -22,6 +26,8 @@ class MemoryReadModelStore(ReadModelStore):
         self._lock = threading.Lock()
         self._tables: dict[str, dict[str, str]] = {}
         self._tracking: dict[tuple[str, int], tuple[int, int]] = {}
+        self._letters: dict[tuple[str, int], dict[int, ParkedEvent]] = {}
+        self._paused: set[tuple[str, int]] = set()
 
     def fetch(self, table: str, key: str) -> str | None:
         return self._tables[table].get(key)
@@ -43,11 +49,28 @@ class MemoryReadModelStore(ReadModelStore):
         with self._lock:
             if self._read_tracking(key) != (claim.start, claim.epoch):
                 raise PositionConflict(f"{key.name} v{key.version} moved from {claim.start}")
-            for table, rows in changes.puts.items():
-                self._tables[table].update(rows)
+            for table, prefix in changes.clears.items():
+                rows = self._tables[table]
+                for row_key in [k for k in rows if k.startswith(prefix)]:
+                    del rows[row_key]
+            for table, puts in changes.puts.items():
+                self._tables[table].update(puts)
             for table, keys in changes.deletes.items():
                 for row_key in keys:
                     self._tables[table].pop(row_key, None)
+            letters = self._letters.setdefault((key.name, key.version), {})
+            if changes.unpark_account is not None:
+                account = changes.unpark_account
+                for position in [p for p, e in letters.items() if e.account_id == account]:
+                    del letters[position]
+            for position in changes.unpark:
+                letters.pop(position, None)
+            for parked in changes.park:
+                kept = letters.get(parked.position)
+                # As in SQL: a parked event keeps the time it was first parked.
+                letters[parked.position] = (
+                    parked if kept is None else attrs.evolve(parked, parked_at=kept.parked_at)
+                )
             self._tracking[(key.name, key.version)] = (claim.end, claim.epoch)
 
     def _reset(self, key: ReadModelKey) -> None:
@@ -56,3 +79,34 @@ class MemoryReadModelStore(ReadModelStore):
                 self._tables[table_name(key, table)] = {}
             epoch = self._read_tracking(key)[1]
             self._tracking[(key.name, key.version)] = (0, epoch + 1)
+            self._letters.pop((key.name, key.version), None)
+
+    def _select_letters(self, key: ReadModelKey, selection: LetterFilter) -> list[ParkedEvent]:
+        with self._lock:
+            letters = self._letters.get((key.name, key.version), {})
+            return [letters[p] for p in sorted(letters) if selection.matches(letters[p])]
+
+    def _count_letters(self, key: ReadModelKey) -> int:
+        return len(self._letters.get((key.name, key.version), {}))
+
+    def _blocked_accounts(self, key: ReadModelKey) -> set[UUID]:
+        with self._lock:
+            return {e.account_id for e in self._letters.get((key.name, key.version), {}).values()}
+
+    def _delete_letters(self, key: ReadModelKey, selection: LetterFilter) -> int:
+        with self._lock:
+            letters = self._letters.get((key.name, key.version), {})
+            selected = [p for p, parked in letters.items() if selection.matches(parked)]
+            for position in selected:
+                del letters[position]
+            return len(selected)
+
+    def _read_paused(self, key: ReadModelKey) -> bool:
+        return (key.name, key.version) in self._paused
+
+    def _write_paused(self, key: ReadModelKey, paused: bool) -> None:
+        with self._lock:
+            if paused:
+                self._paused.add((key.name, key.version))
+            else:
+                self._paused.discard((key.name, key.version))

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from uuid import UUID
 
 import psycopg
 from psycopg import sql
@@ -16,21 +17,34 @@ from acctdomain.application.stores import StoreSpec
 from acctdomain.projections.batch import Changes
 from acctdomain.projections.codec import RowCodec
 from acctdomain.projections.keys import ReadModelKey, table_name
+from acctdomain.projections.status import ParkedEvent
 from acctdomain.projections.store import (
+    DEAD_LETTER_TABLE,
+    PAUSED_TABLE,
     TRACKING_TABLE,
     Claim,
+    LetterFilter,
     PositionConflict,
     ReadModelStore,
+    parked_from_row,
+    parked_to_row,
 )
 
 __all__ = ["PostgresReadModelStore"]
 
 _PAGE = 1000
 _TRACKING = sql.Identifier(TRACKING_TABLE)
+_LETTERS = sql.Identifier(DEAD_LETTER_TABLE)
+_PAUSED = sql.Identifier(PAUSED_TABLE)
+_LETTER_COLUMNS = sql.SQL(
+    "projection, version, position, account_id, originator_version, topic, error, parked_at"
+)
+_KEY = sql.SQL("projection = %s AND version = %s")
 
 
 class PostgresReadModelStore(ReadModelStore):
-    """Tables ``rm_<projection>_v<version>_<table>`` and ``rm_tracking`` in the store's schema.
+    """Tables ``rm_<projection>_v<version>_<table>``, ``rm_tracking``, ``rm_dead_letters`` and
+    ``rm_paused`` in the store's schema.
 
     Keys are collated "C" (code point order, as in SQLite and Python), so scans list rows in
     the same order on every backend and page through the primary key index.
@@ -91,6 +105,26 @@ class PostgresReadModelStore(ReadModelStore):
                     "epoch INTEGER NOT NULL, PRIMARY KEY (projection, version))"
                 ).format(_TRACKING)
             )
+            cursor.execute(
+                sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {} (projection TEXT NOT NULL, "
+                    "version INTEGER NOT NULL, position BIGINT NOT NULL, "
+                    "account_id TEXT NOT NULL, originator_version BIGINT NOT NULL, "
+                    "topic TEXT NOT NULL, error TEXT, parked_at TEXT NOT NULL, "
+                    "PRIMARY KEY (projection, version, position))"
+                ).format(_LETTERS)
+            )
+            cursor.execute(
+                sql.SQL(
+                    "CREATE INDEX IF NOT EXISTS {} ON {} (projection, version, account_id)"
+                ).format(sql.Identifier(f"{DEAD_LETTER_TABLE}_account"), _LETTERS)
+            )
+            cursor.execute(
+                sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {} (projection TEXT NOT NULL, "
+                    "version INTEGER NOT NULL, PRIMARY KEY (projection, version))"
+                ).format(_PAUSED)
+            )
             for table in key.tables:
                 cursor.execute(
                     sql.SQL(
@@ -111,6 +145,7 @@ class PostgresReadModelStore(ReadModelStore):
         with self._transaction() as cursor:
             self._claim_position(cursor, key, claim)
             self._write_rows(cursor, changes)
+            self._write_letters(cursor, key, changes)
 
     def _claim_position(
         self, cursor: psycopg.Cursor[tuple[Any, ...]], key: ReadModelKey, claim: Claim
@@ -130,6 +165,11 @@ class PostgresReadModelStore(ReadModelStore):
             raise PositionConflict(f"{key.name} v{key.version} moved from {claim.start}")
 
     def _write_rows(self, cursor: psycopg.Cursor[tuple[Any, ...]], changes: Changes) -> None:
+        for table, prefix in changes.clears.items():
+            cursor.execute(
+                sql.SQL("DELETE FROM {} WHERE left(key, %s) = %s").format(sql.Identifier(table)),
+                (len(prefix), prefix),
+            )
         for table, rows in changes.puts.items():
             cursor.executemany(
                 sql.SQL(
@@ -144,12 +184,80 @@ class PostgresReadModelStore(ReadModelStore):
                 [(k,) for k in keys],
             )
 
+    def _write_letters(
+        self, cursor: psycopg.Cursor[tuple[Any, ...]], key: ReadModelKey, changes: Changes
+    ) -> None:
+        if changes.unpark_account is not None:
+            cursor.execute(
+                sql.SQL("DELETE FROM {} WHERE {} AND account_id = %s").format(_LETTERS, _KEY),
+                (key.name, key.version, str(changes.unpark_account)),
+            )
+        if changes.unpark:
+            cursor.execute(
+                sql.SQL("DELETE FROM {} WHERE {} AND position = ANY(%s)").format(_LETTERS, _KEY),
+                (key.name, key.version, sorted(changes.unpark)),
+            )
+        if changes.park:
+            # A parked event keeps the time it was first parked; a replay updates its error.
+            cursor.executemany(
+                sql.SQL(
+                    "INSERT INTO {} ({}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+                    "ON CONFLICT (projection, version, position) "
+                    "DO UPDATE SET error = excluded.error"
+                ).format(_LETTERS, _LETTER_COLUMNS),
+                [parked_to_row(parked) for parked in changes.park],
+            )
+
+    def _select_letters(self, key: ReadModelKey, selection: LetterFilter) -> list[ParkedEvent]:
+        where, parameters = _letter_filter(key, selection)
+        query = sql.SQL("SELECT {} FROM {} WHERE {} ORDER BY position").format(
+            _LETTER_COLUMNS, _LETTERS, where
+        )
+        with self._lock:
+            rows = self._connection.execute(query, parameters).fetchall()
+        return [parked_from_row(row) for row in rows]
+
+    def _count_letters(self, key: ReadModelKey) -> int:
+        query = sql.SQL("SELECT count(*) FROM {} WHERE {}").format(_LETTERS, _KEY)
+        with self._lock:
+            row = self._connection.execute(query, (key.name, key.version)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def _blocked_accounts(self, key: ReadModelKey) -> set[UUID]:
+        query = sql.SQL("SELECT DISTINCT account_id FROM {} WHERE {}").format(_LETTERS, _KEY)
+        with self._lock:
+            rows = self._connection.execute(query, (key.name, key.version)).fetchall()
+        return {UUID(str(row[0])) for row in rows}
+
+    def _delete_letters(self, key: ReadModelKey, selection: LetterFilter) -> int:
+        where, parameters = _letter_filter(key, selection)
+        with self._transaction() as cursor:
+            cursor.execute(sql.SQL("DELETE FROM {} WHERE {}").format(_LETTERS, where), parameters)
+            return cursor.rowcount
+
+    def _read_paused(self, key: ReadModelKey) -> bool:
+        query = sql.SQL("SELECT 1 FROM {} WHERE {}").format(_PAUSED, _KEY)
+        with self._lock:
+            row = self._connection.execute(query, (key.name, key.version)).fetchone()
+        return row is not None
+
+    def _write_paused(self, key: ReadModelKey, paused: bool) -> None:
+        if paused:
+            query = sql.SQL("INSERT INTO {} VALUES (%s, %s) ON CONFLICT DO NOTHING").format(_PAUSED)
+        else:
+            query = sql.SQL("DELETE FROM {} WHERE {}").format(_PAUSED, _KEY)
+        with self._transaction() as cursor:
+            cursor.execute(query, (key.name, key.version))
+
     def _reset(self, key: ReadModelKey) -> None:
         with self._transaction() as cursor:
             for table in key.tables:
                 cursor.execute(
                     sql.SQL("TRUNCATE {}").format(sql.Identifier(table_name(key, table)))
                 )
+            cursor.execute(
+                sql.SQL("DELETE FROM {} WHERE {}").format(_LETTERS, _KEY), (key.name, key.version)
+            )
             cursor.execute(
                 sql.SQL(
                     "INSERT INTO {0} VALUES (%s, %s, 0, 1) ON CONFLICT (projection, version) "
@@ -164,3 +272,15 @@ class PostgresReadModelStore(ReadModelStore):
             digest_size=8,
         ).digest()
         return int.from_bytes(digest, "big", signed=True)
+
+
+def _letter_filter(key: ReadModelKey, selection: LetterFilter) -> tuple[sql.Composable, list[Any]]:
+    where: list[sql.Composable] = [_KEY]
+    parameters: list[Any] = [key.name, key.version]
+    if selection.account_id is not None:
+        where.append(sql.SQL("account_id = %s"))
+        parameters.append(str(selection.account_id))
+    if selection.position is not None:
+        where.append(sql.SQL("position = %s"))
+        parameters.append(selection.position)
+    return sql.SQL(" AND ").join(where), parameters

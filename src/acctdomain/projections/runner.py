@@ -1,60 +1,133 @@
-"""Runs projections: catch-up from each one's position, exactly-once batches, isolation of
-failures, pause and resume, rebuild.
+"""Runs projections: catch-up from each one's position, exactly-once batches, failure
+policies and dead letters, pause and resume, rebuild (whole or one account's share).
 
 A batch of notifications is read and decoded once for every projection at the same position,
 then applied to each projection in a batch of its own, committed with its new position in one
-transaction. A projection whose ``apply`` raises has its batch discarded and is marked failed
-(it stops until :meth:`ProjectionRunner.resume`); the others go on. Policies never run here.
+transaction. A projection whose ``apply`` raises has its batch discarded; then its failure
+policy decides (see :mod:`acctdomain.plugins.types`): ``Stop`` marks it failed (it stops until
+:meth:`ProjectionRunner.resume`), ``Retry`` applies the batch again after a backoff, and
+``DeadLetter`` applies the batch again without the failing event, which it parks, together with
+every later event of that account while the account has dead letters, so that each account's
+events are applied in order. The parked events are written in the batch's transaction. The
+other projections go on in every case. Policies (side effects) never run here, so neither a
+rebuild nor a replay of dead letters fires them.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
+from functools import partial
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Literal, Self, TypeAlias
+from uuid import UUID
 
 import attrs
 from eventsourcing.persistence import Notification
 
 from acctdomain.errors import InvalidValue
-from acctdomain.plugins.types import Projection, ReadModel
+from acctdomain.plugins.types import (
+    FailurePolicy,
+    Projection,
+    ReadModel,
+    Retry,
+    Stop,
+    check_failure_policy,
+)
+from acctdomain.projections.batch import Batch
 from acctdomain.projections.factory import read_model_store_for
 from acctdomain.projections.feed import Decoded, Decoder, fetch_after, lowest, may_want
-from acctdomain.projections.keys import ReadModelKey
-from acctdomain.projections.status import Failure, ProjectionStatus, State
-from acctdomain.projections.store import PositionConflict, ReadModelStore
+from acctdomain.projections.keys import ReadModelKey, check_table_prefixes
+from acctdomain.projections.status import (
+    Failure,
+    ParkedEvent,
+    ParkedEventDetail,
+    ProjectionStatus,
+    ReplayResult,
+    State,
+)
+from acctdomain.projections.store import LetterFilter, PositionConflict, ReadModelStore
 
 if TYPE_CHECKING:
     from acctdomain.application.service import AccountService
 
-__all__ = ["ProjectionRunner"]
+__all__ = ["Cancel", "ProjectionRunner"]
 
 log = logging.getLogger(__name__)
+
+Cancel: TypeAlias = Callable[[], bool] | threading.Event
+"""What stops a rebuild between two batches: a callable returning True, or a set Event."""
+
+# An event of a job, with the notification it came from (its account, topic and version).
+_Entry = tuple[Decoded, Notification]
 
 
 @attrs.define
 class _Progress:
-    state: State = "running"
+    failed: bool = False
     failure: Failure | None = None
     unknown: int = 0
+    rebuilding: bool = False
+
+
+@attrs.frozen
+class _Job:
+    """Events to apply to one projection in one transaction, from ``start`` to ``end``.
+
+    ``catch_up``: a batch of the log; ``share``: every event of ``account`` up to the position,
+    into the emptied share (``share``: key prefix per table); ``replay``: the ``letters`` of
+    one account, in order, without moving the position.
+    """
+
+    mode: Literal["catch_up", "share", "replay"]
+    start: int
+    end: int
+    entries: Callable[[], Iterable[_Entry]]
+    share: Mapping[str, str] | None = None
+    account: UUID | None = None
+    letters: Mapping[int, ParkedEvent] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class _Done:
+    end: int
+    replayed: tuple[int, ...] = ()
+    failed: tuple[ParkedEvent, ...] = ()
 
 
 def _wanted_by(group: list[Projection]) -> Callable[[type], bool]:
     return lambda cls: any(may_want(projection, cls) for projection in group)
 
 
+def _account_of(notification: Notification) -> UUID:
+    return UUID(str(notification.originator_id))
+
+
 class _EventFailed(Exception):
-    def __init__(self, position: int, error: Exception) -> None:
+    """The projection failed on the event at ``position`` (None: while its rows were encoded,
+    not known for which event)."""
+
+    def __init__(self, position: int | None, error: Exception) -> None:
         super().__init__(position, error)
         self.position = position
         self.error = error
 
 
+class _Cancelled(Exception):
+    """A rebuild was cancelled between two batches."""
+
+
 class ProjectionRunner:
     """Keeps ``projections`` up to date with ``service``'s events in ``store`` (default: the
     store beside the events, see :func:`read_model_store_for`). Not thread-safe: one runner
-    per thread; several processes may each run one (a commit that lost a race is discarded)."""
+    per thread; several processes may each run one (a commit that lost a race is discarded).
+
+    ``on_failure`` overrides the failure policy of projections by name; ``sleep`` is what a
+    ``Retry`` waits with (tests pass one that does not sleep).
+    """
 
     def __init__(
         self,
@@ -63,19 +136,30 @@ class ProjectionRunner:
         *,
         store: ReadModelStore | None = None,
         batch_size: int = 500,
+        on_failure: Mapping[str, FailurePolicy] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InvalidValue("batch_size", f"expected an integer >= 1, got {batch_size!r}")
+        if not callable(sleep):
+            raise InvalidValue("sleep", f"expected a callable, got {sleep!r}")
+        if on_failure is not None and not isinstance(on_failure, Mapping):
+            raise InvalidValue("on_failure", f"expected a mapping of names, got {on_failure!r}")
         self._projections: dict[str, Projection] = {}
+        self._policies: dict[str, FailurePolicy] = {}
         for projection in projections:
             name = ReadModelKey.of(projection).name
             if name in self._projections:
                 raise InvalidValue("projection.name", f"two projections are named {name!r}")
             self._projections[name] = projection
+            self._policies[name] = _declared_policy(name, projection)
+        for name, policy in (on_failure or {}).items():
+            self.set_failure_policy(name, policy)
         self._service = service
         self._owns_store = store is None
         self.store = store if store is not None else read_model_store_for(service)
         self._batch_size = batch_size
+        self._sleep = sleep
         self._decoder = Decoder(service)
         self._progress = {name: _Progress() for name in self._projections}
 
@@ -104,47 +188,104 @@ class ProjectionRunner:
         """The projection called ``name``."""
         return self._get(name)
 
+    def failure_policy(self, name: str) -> FailurePolicy:
+        """What this runner does when ``name`` fails: its own ``on_failure`` unless overridden."""
+        return self._policies[self._get(name).name]
+
+    def set_failure_policy(self, name: str, policy: FailurePolicy) -> None:
+        """Override the failure policy of ``name`` in this runner."""
+        self._policies[self._get(name).name] = check_failure_policy("on_failure", policy)
+
     def catch_up(self) -> int:
         """Apply every event recorded after each running projection's position; returns the
         number of notifications read."""
         return self._run(list(self._projections.values()))
 
     def rebuild(
-        self, name: str | None = None, *, progress: Callable[[int, int], None] | None = None
+        self,
+        name: str | None = None,
+        *,
+        account_id: UUID | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        cancel: Cancel | None = None,
     ) -> int:
         """Empty one projection's tables (or every projection's) and replay all events into
         them, reporting ``progress(done, total)`` in notification ids after each batch. A
-        rebuilt projection starts afresh: running, without failure. Returns as catch_up."""
-        selected = list(self._projections.values()) if name is None else [self._get(name)]
-        for projection in selected:
-            self.store.reset(projection)
-            self._progress[projection.name] = _Progress()
-        total = self._service.recorder.max_notification_id() or 0
+        rebuilt projection starts afresh: running, without failure or dead letters. Returns
+        the number of notifications read.
 
-        def report(done: int) -> None:
+        With ``account_id``, only that account's share: its rows (see
+        :meth:`Projection.account_share`) and dead letters are replaced, in one transaction,
+        by what its events up to the projection's position make (failures follow the
+        policy); the position and the other accounts' rows do not change.
+
+        ``cancel`` is checked between batches: a cancelled whole rebuild leaves each
+        projection at a position that agrees with its rows (a later catch_up goes on from
+        there); a cancelled share rebuild commits nothing. The state is ``rebuilding`` meanwhile.
+        A paused projection is not rebuilt (InvalidValue).
+        """
+        selected = list(self._projections.values()) if name is None else [self._get(name)]
+        cancelled = _cancel_check(cancel)
+        if progress is not None and not callable(progress):
+            raise InvalidValue("progress", f"expected a callable, got {progress!r}")
+        for projection in selected:
+            if self.store.is_paused(projection):
+                raise InvalidValue(
+                    "projection", f"{projection.name!r} is paused: resume it before rebuilding"
+                )
+
+        def report(done: int, total: int) -> None:
             if progress is not None:
                 progress(done, total)
 
-        report(0)
-        # Up to the head seen at the start, with progress; then whatever came meanwhile.
-        return self._run(selected, stop=total, report=report) + self._run(selected)
+        if account_id is not None:
+            account = _check_account(account_id)
+            shares = {p.name: self._share_of(p, account) for p in selected}
+            return self._rebuild_shares(selected, account, shares, report, cancelled)
+        for projection in selected:
+            self.store.reset(projection)
+            self._progress[projection.name] = _Progress(rebuilding=True)
+        total = self._service.recorder.max_notification_id() or 0
+        try:
+            report(0, total)
+            # Up to the head seen at the start, with progress; then whatever came meanwhile.
+            read = self._run(
+                selected, stop=total, report=lambda done: report(done, total), cancel=cancelled
+            )
+            if not cancelled():
+                read += self._run(selected, cancel=cancelled)
+        finally:
+            for projection in selected:
+                self._progress[projection.name].rebuilding = False
+        return read
 
     def pause(self, name: str) -> None:
-        """Stop applying events to ``name`` until :meth:`resume`."""
-        self._progress[self._get(name).name].state = "paused"
+        """Stop applying events to ``name`` until :meth:`resume`: recorded in the store, so
+        every runner on it (in any process) holds it, from its next batch."""
+        self.store.set_paused(self._get(name), True)
 
     def resume(self, name: str) -> None:
         """Run ``name`` again (after a pause, or a failure once its cause is fixed); its last
         failure stays in the status for the record."""
-        self._progress[self._get(name).name].state = "running"
+        projection = self._get(name)
+        self.store.set_paused(projection, False)
+        self._progress[projection.name].failed = False
 
     def status(self) -> list[ProjectionStatus]:
         """Where every projection is, in registration order."""
         head = self._service.recorder.max_notification_id() or 0
+        times: dict[int, datetime | None] = {}
         statuses = []
         for name, projection in self._projections.items():
             progress = self._progress[name]
             position = self.store.position(projection)
+            state: State = "running"
+            if progress.rebuilding:
+                state = "rebuilding"
+            elif self.store.is_paused(projection):
+                state = "paused"
+            elif progress.failed:
+                state = "failed"
             statuses.append(
                 ProjectionStatus(
                     name=name,
@@ -152,9 +293,12 @@ class ProjectionRunner:
                     position=position,
                     head=head,
                     lag=max(head - position, 0),
-                    state=progress.state,
+                    lag_seconds=self._lag_seconds(position, head, times),
+                    state=state,
                     last_error=progress.failure,
                     unknown_events=progress.unknown,
+                    dead_letters=self.store.dead_letter_count(projection),
+                    on_failure=self._policies[name],
                 )
             )
         return statuses
@@ -163,12 +307,71 @@ class ProjectionRunner:
         """Read access to the committed tables of ``name``."""
         return self.store.reader(self._get(name))
 
+    # --- dead letters --------------------------------------------------------------------------
+
+    def dead_letters(self, name: str, *, account_id: UUID | None = None) -> list[ParkedEvent]:
+        """The events ``name`` parked (those of one account), by position."""
+        return self.store.dead_letters(self._get(name), _selection(account_id, None))
+
+    def inspect_dead_letter(self, name: str, position: int) -> ParkedEventDetail:
+        """One dead letter of ``name``, with its event read back from the store."""
+        projection = self._get(name)
+        parked = self.store.dead_letters(projection, _selection(None, position))
+        if not parked:
+            raise InvalidValue("position", f"{name!r} has no dead letter at {position}")
+        notification = self._notification(position)
+        if notification is None:
+            return ParkedEventDetail(parked[0], None, "the event is not in the store")
+        try:
+            event = self._service.mapper.to_domain_event(notification)
+        except Exception as error:
+            return ParkedEventDetail(parked[0], None, repr(error))
+        return ParkedEventDetail(parked[0], event)
+
+    def replay_dead_letters(
+        self, name: str, *, account_id: UUID | None = None, position: int | None = None
+    ) -> ReplayResult:
+        """Apply the dead letters of ``name`` again: every account's, one account's, or the
+        one at ``position`` (which must be its account's first). Each account's are applied in
+        order, in one transaction with the removal of those that succeed; the first that fails
+        again is kept with its new error, and it and the later ones of its account stay."""
+        projection = self._get(name)
+        selection = _selection(account_id, position)
+        letters = self.store.dead_letters(projection, selection)
+        if position is not None:
+            if not letters:
+                raise InvalidValue("position", f"{name!r} has no dead letter at {position}")
+            first = self.dead_letters(name, account_id=letters[0].account_id)[0]
+            if first.position != position:
+                raise InvalidValue(
+                    "position",
+                    f"the dead letter at {first.position} of account {first.account_id} comes "
+                    f"before {position}: replay it first, or the whole account",
+                )
+        replayed: list[int] = []
+        failed: list[ParkedEvent] = []
+        for account in dict.fromkeys(parked.account_id for parked in letters):
+            done = self._replay_account(
+                projection, LetterFilter(account_id=account, position=position)
+            )
+            replayed.extend(done.replayed)
+            failed.extend(done.failed)
+        return ReplayResult(tuple(replayed), tuple(failed))
+
+    def purge_dead_letters(
+        self, name: str, *, account_id: UUID | None = None, position: int | None = None
+    ) -> int:
+        """Delete dead letters of ``name`` without applying them (every one, one account's, or
+        the one at ``position``); returns how many. An account whose dead letters are all gone
+        has its later events applied again."""
+        return self.store.purge(self._get(name), _selection(account_id, position))
+
     # --- the loop ------------------------------------------------------------------------------
 
     def _get(self, name: str) -> Projection:
         try:
             return self._projections[name]
-        except KeyError:
+        except (KeyError, TypeError):
             raise InvalidValue("projection", f"no projection named {name!r}") from None
 
     def _run(
@@ -177,71 +380,191 @@ class ProjectionRunner:
         *,
         stop: int | None = None,
         report: Callable[[int], None] | None = None,
+        cancel: Callable[[], bool] | None = None,
     ) -> int:
         positions = {
-            p.name: self.store.position(p)
-            for p in projections
-            if self._progress[p.name].state == "running"
+            p.name: self.store.position(p) for p in projections if not self._progress[p.name].failed
         }
         read = 0
         while positions:
+            if cancel is not None and cancel():
+                break
             start, names = lowest(positions)
+            running = []
+            for name in names:  # a pause by any runner holds from the next batch
+                if self.store.is_paused(self._projections[name]):
+                    del positions[name]
+                else:
+                    running.append(name)
+            if not running:
+                continue
             notifications: Sequence[Notification] = ()
             if stop is None or start < stop:
                 notifications = fetch_after(self._service, start, self._batch_size, stop)
             if not notifications:
-                for name in names:
+                for name in running:
                     del positions[name]
                 continue
             read += len(notifications)
-            group = [self._projections[name] for name in names]
+            group = [self._projections[name] for name in running]
             decoded = self._decoder.decode(notifications, _wanted_by(group))
+            by_id = {notification.id: notification for notification in notifications}
+            entries = [(entry, by_id[entry.position]) for entry in decoded]
             end = notifications[-1].id
             for projection in group:
-                reached = self._apply(projection, start, end, decoded)
-                if reached is None:
+                done = self._process(
+                    projection, _Job("catch_up", start, end, partial(iter, entries))
+                )
+                if done is None:
                     del positions[projection.name]
                 else:
-                    positions[projection.name] = reached
+                    positions[projection.name] = done.end
             if report is not None:
                 report(end)
         return read
 
-    def _apply(
-        self, projection: Projection, start: int, end: int, decoded: list[Decoded]
-    ) -> int | None:
-        """Apply one batch to one projection; its new position, or None if it failed."""
+    def _process(self, projection: Projection, job: _Job) -> _Done | None:
+        """Apply ``job`` under the projection's failure policy: what was done, or None if the
+        projection stopped. A catch_up job that lost a race goes on from the winner's
+        position; other jobs raise PositionConflict (their caller starts them again)."""
+        name = projection.name
+        policy = self._policies[name]
+        parked: dict[int, str] = {}  # failing events, with their errors
+        attempt = 0
+        locate = False
+        while True:
+            try:
+                return self._attempt(projection, job, parked, locate)
+            except PositionConflict:
+                if job.mode != "catch_up":
+                    raise
+                # Another runner (another process) committed this batch first.
+                return _Done(self.store.position(projection))
+            except _EventFailed as failed:
+                self._progress[name].failure = Failure(
+                    name, failed.position or job.end, repr(failed.error)
+                )
+                if (
+                    failed.position is None
+                    and not locate
+                    and (job.mode == "replay" or _parks(policy))
+                ):
+                    # Some row cannot be stored: apply again, checking the rows after each
+                    # event, to know which event to park.
+                    locate = True
+                    continue
+                if job.mode == "replay":
+                    position = failed.position or min(job.letters)
+                    parked[position] = repr(failed.error)
+                    continue
+                if isinstance(policy, Retry) and attempt < policy.attempts:
+                    attempt += 1
+                    delay = policy.delay(attempt)
+                    log.warning(
+                        "projection %s failed at notification %s: %r; retry %s of %s in %ss",
+                        name,
+                        failed.position or job.end,
+                        failed.error,
+                        attempt,
+                        policy.attempts,
+                        delay,
+                    )
+                    self._sleep(delay)
+                    continue
+                if failed.position is None or not _parks(policy):
+                    self._fail(name, failed.position or job.end, failed.error)
+                    return None
+                log.warning(
+                    "projection %s parked notification %s: %r", name, failed.position, failed.error
+                )
+                parked[failed.position] = repr(failed.error)
+                attempt = 0
+
+    def _attempt(
+        self, projection: Projection, job: _Job, parked: Mapping[int, str], locate: bool
+    ) -> _Done:
+        """Apply ``job`` once, in one transaction, parking the events in ``parked`` and every
+        later one of their accounts (and of accounts that have dead letters already)."""
         unknown = 0
+        replayed: list[int] = []
+        failed: list[ParkedEvent] = []
+        with self.store.batch(projection, share=job.share) as batch:
+            if batch.start != job.start:
+                raise PositionConflict(f"{projection.name} is at {batch.start}, not {job.start}")
+            if locate:
+                batch.watch()
+            blocked = self.store.blocked_accounts(projection) if job.mode == "catch_up" else set()
+            if job.account is not None:
+                batch.unpark_account(job.account)
+            for entry, notification in job.entries():
+                position = entry.position
+                if position in parked:  # (checked first: wants() may be what failed)
+                    if job.mode == "replay":
+                        again = attrs.evolve(job.letters[position], error=parked[position])
+                        batch.park(again)
+                        failed.append(again)
+                        break  # the account's later letters wait behind it
+                    batch.park(self._parked(projection, notification, parked[position]))
+                    blocked.add(_account_of(notification))
+                    continue
+                if entry.unknown or not self._wants(projection, entry):
+                    unknown += entry.unknown
+                    if job.mode == "replay":  # nothing to apply: the letter is done
+                        batch.unpark(position)
+                        replayed.append(position)
+                    continue
+                if job.mode != "replay" and blocked:
+                    account = _account_of(notification)
+                    if account in blocked:  # behind a dead letter of its account
+                        batch.park(self._parked(projection, notification, None))
+                        continue
+                self._apply_one(projection, entry, batch, locate)
+                if job.mode == "replay":
+                    batch.unpark(position)
+                    replayed.append(position)
+            batch.advance(job.end)
+            try:
+                batch.changes()  # an unencodable row is the projection's failure
+            except Exception as error:
+                raise _EventFailed(None, error) from error
+        if job.mode == "catch_up":
+            self._progress[projection.name].unknown += unknown
+        return _Done(job.end, tuple(replayed), tuple(failed))
+
+    @staticmethod
+    def _wants(projection: Projection, entry: Decoded) -> bool:
         try:
-            with self.store.batch(projection) as batch:
-                if batch.start != start:
-                    raise PositionConflict(f"{projection.name} is at {batch.start}, not {start}")
-                for entry in decoded:
-                    if entry.unknown:
-                        unknown += 1
-                    elif entry.error is not None:
-                        assert entry.cls is not None
-                        if may_want(projection, entry.cls):
-                            raise _EventFailed(entry.position, entry.error)
-                    else:
-                        try:
-                            if projection.wants(entry.event):
-                                projection.apply(entry.event, batch)
-                        except Exception as error:
-                            raise _EventFailed(entry.position, error) from error
-                batch.advance(end)
-                try:
-                    batch.changes()  # an unencodable row is the projection's failure
-                except Exception as error:
-                    raise _EventFailed(end, error) from error
-        except PositionConflict:
-            # Another runner (another process) committed this batch first: go on from there.
-            return self.store.position(projection)
-        except _EventFailed as failed:
-            self._fail(projection.name, failed.position, failed.error)
-            return None
-        self._progress[projection.name].unknown += unknown
-        return end
+            if entry.error is not None:
+                assert entry.cls is not None
+                return may_want(projection, entry.cls)
+            return projection.wants(entry.event)
+        except Exception as error:
+            raise _EventFailed(entry.position, error) from error
+
+    @staticmethod
+    def _apply_one(projection: Projection, entry: Decoded, batch: Batch, locate: bool) -> None:
+        if entry.error is not None:
+            raise _EventFailed(entry.position, entry.error)
+        try:
+            projection.apply(entry.event, batch)
+            if locate:
+                batch.check_rows()
+        except Exception as error:
+            raise _EventFailed(entry.position, error) from error
+
+    def _parked(
+        self, projection: Projection, notification: Notification, error: str | None
+    ) -> ParkedEvent:
+        return ParkedEvent(
+            projection=projection.name,
+            version=projection.version,
+            position=notification.id,
+            account_id=_account_of(notification),
+            originator_version=notification.originator_version,
+            topic=notification.topic,
+            error=error,
+            parked_at=self._service.clock(),
+        )
 
     def _fail(self, name: str, position: int, error: Exception) -> None:
         log.error(
@@ -252,5 +575,193 @@ class ProjectionRunner:
             exc_info=error,
         )
         progress = self._progress[name]
-        progress.state = "failed"
+        progress.failed = True
         progress.failure = Failure(name, position, repr(error))
+
+    # --- rebuilding one account's share, replaying dead letters ---------------------------------
+
+    def _share_of(self, projection: Projection, account: UUID) -> Mapping[str, str]:
+        share = projection.account_share(account)
+        if share is None:
+            raise InvalidValue(
+                "account_id",
+                f"projection {projection.name!r} does not declare its account share "
+                "(account_share): rebuild it whole",
+            )
+        return check_table_prefixes(ReadModelKey.of(projection), share)
+
+    def _rebuild_shares(
+        self,
+        selected: list[Projection],
+        account: UUID,
+        shares: Mapping[str, Mapping[str, str]],
+        report: Callable[[int, int], None],
+        cancelled: Callable[[], bool],
+    ) -> int:
+        read = [0]
+        for projection in selected:
+            progress = self._progress[projection.name]
+            progress.rebuilding = True
+            try:
+                while True:
+                    position = self.store.position(projection)
+                    report(0, position)
+                    events = self._account_events(
+                        projection, account, position, read, report, cancelled
+                    )
+                    job = _Job(
+                        "share",
+                        position,
+                        position,
+                        events,
+                        share=shares[projection.name],
+                        account=account,
+                    )
+                    try:
+                        self._process(projection, job)
+                    except PositionConflict:
+                        continue  # another runner moved it on: start again from there
+                    break
+            except _Cancelled:
+                break
+            finally:
+                progress.rebuilding = False
+        return read[0]
+
+    def _account_events(
+        self,
+        projection: Projection,
+        account: UUID,
+        stop: int,
+        read: list[int],
+        report: Callable[[int, int], None],
+        cancelled: Callable[[], bool],
+    ) -> Callable[[], Iterator[_Entry]]:
+        """The events of ``account`` up to ``stop``, read from the log in batches (only its own
+        are decoded); each call reads them again."""
+        target = str(account)
+
+        def events() -> Iterator[_Entry]:
+            position = 0
+            while position < stop:
+                if cancelled():
+                    raise _Cancelled
+                notifications = fetch_after(self._service, position, self._batch_size, stop)
+                if not notifications:
+                    return
+                read[0] += len(notifications)
+                mine = [n for n in notifications if str(n.originator_id) == target]
+                decoded = self._decoder.decode(mine, lambda cls: may_want(projection, cls))
+                by_id = {notification.id: notification for notification in mine}
+                for entry in decoded:
+                    yield entry, by_id[entry.position]
+                position = notifications[-1].id
+                report(position, stop)
+
+        return events
+
+    def _replay_account(self, projection: Projection, selection: LetterFilter) -> _Done:
+        while True:
+            letters = self.store.dead_letters(projection, selection)
+            if not letters:
+                return _Done(self.store.position(projection))
+            notifications: list[Notification] = []
+            missing = None  # a letter whose event is gone: the account's replay stops there
+            for parked in letters:
+                notification = self._notification(parked.position)
+                if notification is None:
+                    missing = attrs.evolve(parked, error="the event is not in the store")
+                    break
+                notifications.append(notification)
+            decoded = self._decoder.decode(notifications, lambda cls: True)
+            entries = list(zip(decoded, notifications, strict=True))
+            position = self.store.position(projection)
+            job = _Job(
+                "replay",
+                position,
+                position,
+                partial(iter, entries),
+                letters={parked.position: parked for parked in letters},
+            )
+            try:
+                done = self._process(projection, job)
+            except PositionConflict:
+                continue  # the projection moved on meanwhile (it may have parked more)
+            assert done is not None  # a replay keeps what fails: it never stops
+            if missing is not None and not done.failed:
+                return attrs.evolve(done, failed=(missing,))
+            return done
+
+    def _notification(self, position: int) -> Notification | None:
+        found = self._service.recorder.select_notifications(start=position, limit=1)
+        return found[0] if found and found[0].id == position else None
+
+    # --- lag in seconds --------------------------------------------------------------------------
+
+    def _lag_seconds(
+        self, position: int, head: int, times: dict[int, datetime | None]
+    ) -> float | None:
+        if position >= head:
+            return 0.0
+        if position <= 0:
+            return None
+        newest, oldest = self._recorded_at(head, times), self._recorded_at(position, times)
+        if newest is None or oldest is None:
+            return None
+        return max((newest - oldest).total_seconds(), 0.0)
+
+    def _recorded_at(self, position: int, times: dict[int, datetime | None]) -> datetime | None:
+        """When the event at ``position`` was recorded; None if it cannot be read."""
+        if position not in times:
+            times[position] = None
+            notification = self._notification(position)
+            if notification is not None:
+                try:
+                    event = self._service.mapper.to_domain_event(notification)
+                    timestamp = getattr(event, "timestamp", None)
+                except Exception:
+                    return None
+                if isinstance(timestamp, datetime):
+                    times[position] = timestamp
+        return times[position]
+
+
+def _declared_policy(name: str, projection: Projection) -> FailurePolicy:
+    try:
+        return check_failure_policy("projection.on_failure", projection.on_failure)
+    except InvalidValue as error:
+        raise InvalidValue("projection.on_failure", f"{name!r}: {error.reason}") from None
+
+
+def _parks(policy: FailurePolicy) -> bool:
+    final = policy.then if isinstance(policy, Retry) else policy
+    return not isinstance(final, Stop)
+
+
+def _cancel_check(cancel: Cancel | None) -> Callable[[], bool]:
+    if cancel is None:
+        return lambda: False
+    if isinstance(cancel, threading.Event):
+        return cancel.is_set
+    if not callable(cancel):
+        raise InvalidValue("cancel", f"expected a callable or a threading.Event, got {cancel!r}")
+    return lambda: bool(cancel())
+
+
+def _check_account(account_id: object) -> UUID:
+    if not isinstance(account_id, UUID):
+        raise InvalidValue("account_id", f"expected a UUID, got {account_id!r}")
+    return account_id
+
+
+def _selection(account_id: object, position: object) -> LetterFilter:
+    if account_id is not None and position is not None:
+        raise InvalidValue("position", "give an account_id or a position, not both")
+    if position is not None and (
+        isinstance(position, bool) or not isinstance(position, int) or position < 1
+    ):
+        raise InvalidValue("position", f"expected a notification id >= 1, got {position!r}")
+    return LetterFilter(
+        account_id=None if account_id is None else _check_account(account_id),
+        position=position,
+    )

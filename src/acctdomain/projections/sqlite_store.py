@@ -6,16 +6,24 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
+from uuid import UUID
 
 from acctdomain.application.stores import SQLITE_LOCK_TIMEOUT
 from acctdomain.projections.batch import Changes
 from acctdomain.projections.codec import RowCodec
 from acctdomain.projections.keys import ReadModelKey, table_name
+from acctdomain.projections.status import ParkedEvent
 from acctdomain.projections.store import (
+    DEAD_LETTER_TABLE,
+    PAUSED_TABLE,
     TRACKING_TABLE,
     Claim,
+    LetterFilter,
     PositionConflict,
     ReadModelStore,
+    parked_from_row,
+    parked_to_row,
 )
 
 __all__ = ["SQLiteReadModelStore"]
@@ -23,8 +31,14 @@ __all__ = ["SQLiteReadModelStore"]
 _PAGE = 1000
 
 
+_LETTER_COLUMNS = (
+    "projection, version, position, account_id, originator_version, topic, error, parked_at"
+)
+
+
 class SQLiteReadModelStore(ReadModelStore):
-    """Tables ``rm_<projection>_v<version>_<table>`` and ``rm_tracking`` in ``path``.
+    """Tables ``rm_<projection>_v<version>_<table>``, ``rm_tracking``, ``rm_dead_letters`` and
+    ``rm_paused`` in ``path``.
 
     Reads run outside transactions (WAL gives each a snapshot); a commit takes the write lock
     with ``BEGIN IMMEDIATE``, waiting up to the store's lock timeout for other writers.
@@ -91,6 +105,20 @@ class SQLiteReadModelStore(ReadModelStore):
                 "version INTEGER NOT NULL, position BIGINT NOT NULL, epoch INTEGER NOT NULL, "
                 "PRIMARY KEY (projection, version))"
             )
+            cursor.execute(
+                f"CREATE TABLE IF NOT EXISTS {DEAD_LETTER_TABLE} (projection TEXT NOT NULL, "
+                "version INTEGER NOT NULL, position BIGINT NOT NULL, account_id TEXT NOT NULL, "
+                "originator_version BIGINT NOT NULL, topic TEXT NOT NULL, error TEXT, "
+                "parked_at TEXT NOT NULL, PRIMARY KEY (projection, version, position))"
+            )
+            cursor.execute(
+                f"CREATE INDEX IF NOT EXISTS {DEAD_LETTER_TABLE}_account ON "
+                f"{DEAD_LETTER_TABLE} (projection, version, account_id, position)"
+            )
+            cursor.execute(
+                f"CREATE TABLE IF NOT EXISTS {PAUSED_TABLE} (projection TEXT NOT NULL, "
+                "version INTEGER NOT NULL, PRIMARY KEY (projection, version))"
+            )
             for table in key.tables:
                 cursor.execute(
                     f'CREATE TABLE IF NOT EXISTS "{table_name(key, table)}" '
@@ -110,6 +138,7 @@ class SQLiteReadModelStore(ReadModelStore):
         with self._transaction() as cursor:
             self._claim_position(cursor, key, claim)
             self._write_rows(cursor, changes)
+            self._write_letters(cursor, key, changes)
 
     def _claim_position(self, cursor: sqlite3.Cursor, key: ReadModelKey, claim: Claim) -> None:
         # Inserts the first row, else moves the position only if the row is still the one
@@ -124,6 +153,10 @@ class SQLiteReadModelStore(ReadModelStore):
             raise PositionConflict(f"{key.name} v{key.version} moved from {claim.start}")
 
     def _write_rows(self, cursor: sqlite3.Cursor, changes: Changes) -> None:
+        for table, prefix in changes.clears.items():
+            cursor.execute(
+                f'DELETE FROM "{table}" WHERE substr(key, 1, ?) = ?', (len(prefix), prefix)
+            )
         for table, rows in changes.puts.items():
             cursor.executemany(
                 f'INSERT INTO "{table}" (key, value) VALUES (?, ?) '
@@ -133,13 +166,101 @@ class SQLiteReadModelStore(ReadModelStore):
         for table, keys in changes.deletes.items():
             cursor.executemany(f'DELETE FROM "{table}" WHERE key = ?', ((k,) for k in keys))
 
+    def _write_letters(self, cursor: sqlite3.Cursor, key: ReadModelKey, changes: Changes) -> None:
+        where = "projection = ? AND version = ?"
+        if changes.unpark_account is not None:
+            cursor.execute(
+                f"DELETE FROM {DEAD_LETTER_TABLE} WHERE {where} AND account_id = ?",
+                (key.name, key.version, str(changes.unpark_account)),
+            )
+        cursor.executemany(
+            f"DELETE FROM {DEAD_LETTER_TABLE} WHERE {where} AND position = ?",
+            ((key.name, key.version, position) for position in changes.unpark),
+        )
+        # A parked event keeps the time it was first parked; a replay updates its error.
+        cursor.executemany(
+            f"INSERT INTO {DEAD_LETTER_TABLE} ({_LETTER_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (projection, version, position) "
+            "DO UPDATE SET error = excluded.error",
+            (parked_to_row(parked) for parked in changes.park),
+        )
+
+    def _select_letters(self, key: ReadModelKey, selection: LetterFilter) -> list[ParkedEvent]:
+        where, parameters = _letter_filter(key, selection)
+        with self._lock:
+            rows = self._connection.execute(
+                f"SELECT {_LETTER_COLUMNS} FROM {DEAD_LETTER_TABLE} WHERE {where} "
+                "ORDER BY position",
+                parameters,
+            ).fetchall()
+        return [parked_from_row(row) for row in rows]
+
+    def _count_letters(self, key: ReadModelKey) -> int:
+        with self._lock:
+            row = self._connection.execute(
+                f"SELECT count(*) FROM {DEAD_LETTER_TABLE} WHERE projection = ? AND version = ?",
+                (key.name, key.version),
+            ).fetchone()
+        return int(row[0])
+
+    def _blocked_accounts(self, key: ReadModelKey) -> set[UUID]:
+        with self._lock:
+            rows = self._connection.execute(
+                f"SELECT DISTINCT account_id FROM {DEAD_LETTER_TABLE} "
+                "WHERE projection = ? AND version = ?",
+                (key.name, key.version),
+            ).fetchall()
+        return {UUID(row[0]) for row in rows}
+
+    def _delete_letters(self, key: ReadModelKey, selection: LetterFilter) -> int:
+        where, parameters = _letter_filter(key, selection)
+        with self._transaction() as cursor:
+            cursor.execute(f"DELETE FROM {DEAD_LETTER_TABLE} WHERE {where}", parameters)
+            return cursor.rowcount
+
+    def _read_paused(self, key: ReadModelKey) -> bool:
+        with self._lock:
+            row = self._connection.execute(
+                f"SELECT 1 FROM {PAUSED_TABLE} WHERE projection = ? AND version = ?",
+                (key.name, key.version),
+            ).fetchone()
+        return row is not None
+
+    def _write_paused(self, key: ReadModelKey, paused: bool) -> None:
+        with self._transaction() as cursor:
+            if paused:
+                cursor.execute(
+                    f"INSERT INTO {PAUSED_TABLE} VALUES (?, ?) ON CONFLICT DO NOTHING",
+                    (key.name, key.version),
+                )
+            else:
+                cursor.execute(
+                    f"DELETE FROM {PAUSED_TABLE} WHERE projection = ? AND version = ?",
+                    (key.name, key.version),
+                )
+
     def _reset(self, key: ReadModelKey) -> None:
         with self._transaction() as cursor:
             for table in key.tables:
                 cursor.execute(f'DELETE FROM "{table_name(key, table)}"')
+            cursor.execute(
+                f"DELETE FROM {DEAD_LETTER_TABLE} WHERE projection = ? AND version = ?",
+                (key.name, key.version),
+            )
             cursor.execute(
                 f"INSERT INTO {TRACKING_TABLE} VALUES (?, ?, 0, 1) "
                 "ON CONFLICT (projection, version) DO UPDATE SET position = 0, "
                 f"epoch = {TRACKING_TABLE}.epoch + 1",
                 (key.name, key.version),
             )
+
+
+def _letter_filter(key: ReadModelKey, selection: LetterFilter) -> tuple[str, list[Any]]:
+    where, parameters = "projection = ? AND version = ?", [key.name, key.version]
+    if selection.account_id is not None:
+        where += " AND account_id = ?"
+        parameters.append(str(selection.account_id))
+    if selection.position is not None:
+        where += " AND position = ?"
+        parameters.append(selection.position)
+    return where, parameters

@@ -1,15 +1,27 @@
-"""What the runners report: where each projection or policy is, and what went wrong."""
+"""What the runners report: where each projection or policy is, what went wrong, and the
+events parked in dead letters."""
 
 from __future__ import annotations
 
-from typing import Literal
+from datetime import datetime
+from typing import Any, Literal
 from uuid import UUID
 
 import attrs
 
-__all__ = ["Failure", "PolicyRefusal", "ProjectionStatus", "State"]
+from acctdomain.plugins.types import FailurePolicy
 
-State = Literal["running", "failed", "paused"]
+__all__ = [
+    "Failure",
+    "ParkedEvent",
+    "ParkedEventDetail",
+    "PolicyRefusal",
+    "ProjectionStatus",
+    "ReplayResult",
+    "State",
+]
+
+State = Literal["running", "failed", "paused", "rebuilding"]
 
 
 @attrs.frozen
@@ -26,17 +38,62 @@ class Failure:
 @attrs.frozen
 class ProjectionStatus:
     """One projection: its committed ``position``, the store's last notification id
-    (``head``), the ``lag`` between them (an upper bound where ids have gaps), its state, its
-    last failure and how many events of unknown type it skipped in this process."""
+    (``head``), the ``lag`` between them in events (an upper bound where ids have gaps) and in
+    seconds of recorded time (``lag_seconds``: the head event's minus that of the event at the
+    position; None when either is unknown), its state, its last error (also kept after a
+    resume, or when the event was parked or a retry succeeded), how many events of unknown
+    type it skipped in this process, how many events it has parked and its failure policy."""
 
     name: str
     version: int
     position: int
     head: int
     lag: int
+    lag_seconds: float | None
     state: State
     last_error: Failure | None
     unknown_events: int
+    dead_letters: int
+    on_failure: FailurePolicy
+
+
+@attrs.frozen
+class ParkedEvent:
+    """A dead letter: an event a projection did not apply, kept to be replayed or purged.
+
+    ``error`` is the repr of what the event raised, or None when it did not fail itself but
+    waits behind an earlier dead letter of the same ``account_id``. ``parked_at`` is the
+    service clock's time when it was parked.
+    """
+
+    projection: str
+    version: int
+    position: int
+    account_id: UUID
+    originator_version: int
+    topic: str
+    error: str | None
+    parked_at: datetime
+
+
+@attrs.frozen
+class ParkedEventDetail:
+    """A dead letter with its event read back from the store: ``event`` is None when it cannot
+    be decoded (then ``decode_error`` says why)."""
+
+    parked: ParkedEvent
+    event: Any
+    decode_error: str | None = None
+
+
+@attrs.frozen
+class ReplayResult:
+    """What a replay of dead letters did: the positions applied and removed, in order, and the
+    dead letters that failed again (kept, with their new error; the later ones of the same
+    account were not tried)."""
+
+    replayed: tuple[int, ...]
+    failed: tuple[ParkedEvent, ...]
 
 
 @attrs.frozen

@@ -8,24 +8,59 @@ never both apply the same events: the second gets :class:`PositionConflict`.
 A tracking row is never deleted: a reset sets its position to 0 and bumps its ``epoch``, so a
 batch that started before a reset cannot commit even when the rebuild has come back to the
 position it started from (its reads may straddle the reset).
+
+Beside tracking, every store keeps two small tables keyed like it, by projection and version:
+``rm_dead_letters`` (events a projection parked, written in the transaction of the batch that
+parked them; a reset empties them with the tables) and ``rm_paused`` (a row per paused
+projection, so every runner on the store honours a pause).
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+from uuid import UUID
 
 import attrs
 
 from acctdomain.plugins.types import Projection, ReadModel
-from acctdomain.projections.batch import Batch, Changes, StoreReader
+from acctdomain.projections.batch import Batch, Changes, ShareBatch, StoreReader
 from acctdomain.projections.codec import RowCodec
 from acctdomain.projections.keys import ReadModelKey, key_of
+from acctdomain.projections.status import ParkedEvent
 
-__all__ = ["TRACKING_TABLE", "Claim", "PositionConflict", "ReadModelStore"]
+__all__ = [
+    "DEAD_LETTER_TABLE",
+    "PAUSED_TABLE",
+    "TRACKING_TABLE",
+    "Claim",
+    "LetterFilter",
+    "PositionConflict",
+    "ReadModelStore",
+    "parked_from_row",
+    "parked_to_row",
+]
 
 TRACKING_TABLE = "rm_tracking"
+DEAD_LETTER_TABLE = "rm_dead_letters"
+PAUSED_TABLE = "rm_paused"
+
+
+@attrs.frozen
+class LetterFilter:
+    """Which dead letters of a projection version: all, one account's, or one position."""
+
+    account_id: UUID | None = None
+    position: int | None = None
+
+    def matches(self, parked: ParkedEvent) -> bool:
+        """Whether ``parked`` is selected."""
+        return (self.account_id is None or parked.account_id == self.account_id) and (
+            self.position is None or parked.position == self.position
+        )
 
 
 @attrs.frozen
@@ -35,6 +70,36 @@ class Claim:
     start: int
     epoch: int
     end: int
+
+
+def parked_to_row(parked: ParkedEvent) -> tuple[Any, ...]:
+    """A dead letter as the columns of the SQL stores' ``rm_dead_letters`` (text ids and an
+    ISO time, so both backends store and return exactly the same)."""
+    return (
+        parked.projection,
+        parked.version,
+        parked.position,
+        str(parked.account_id),
+        parked.originator_version,
+        parked.topic,
+        parked.error,
+        parked.parked_at.isoformat(),
+    )
+
+
+def parked_from_row(row: tuple[Any, ...]) -> ParkedEvent:
+    """A dead letter from the columns written by :func:`parked_to_row`."""
+    name, version, position, account, originator_version, topic, error, parked_at = row
+    return ParkedEvent(
+        projection=str(name),
+        version=int(version),
+        position=int(position),
+        account_id=UUID(str(account)),
+        originator_version=int(originator_version),
+        topic=str(topic),
+        error=None if error is None else str(error),
+        parked_at=datetime.fromisoformat(str(parked_at)),
+    )
 
 
 class PositionConflict(Exception):
@@ -54,12 +119,18 @@ class ReadModelStore(abc.ABC):
         return self._read_tracking(self._prepared(subject))[0]
 
     @contextmanager
-    def batch(self, subject: Projection | ReadModelKey) -> Iterator[Batch]:
+    def batch(
+        self, subject: Projection | ReadModelKey, *, share: Mapping[str, str] | None = None
+    ) -> Iterator[Batch]:
         """A batch of writes, committed with the position set by ``Batch.advance`` in one
-        transaction when the block exits normally; an exception discards both."""
+        transaction when the block exits normally; an exception discards both. With
+        ``share`` (key prefix per table), a :class:`ShareBatch` rebuilding those rows."""
         key = self._prepared(subject)
         start, epoch = self._read_tracking(key)
-        batch = Batch(self, self.codec, key, start)
+        if share is None:
+            batch = Batch(self, self.codec, key, start)
+        else:
+            batch = ShareBatch(self, self.codec, key, start, share)
         yield batch
         self._commit(key, Claim(start, epoch, batch.end), batch.changes())
 
@@ -68,8 +139,36 @@ class ReadModelStore(abc.ABC):
         return StoreReader(self, self.codec, self._prepared(subject))
 
     def reset(self, subject: Projection | ReadModelKey) -> None:
-        """Empty the tables of this projection version and forget its position (rebuild)."""
+        """Empty the tables and dead letters of this projection version and forget its
+        position (rebuild)."""
         self._reset(self._prepared(subject))
+
+    def dead_letters(
+        self, subject: Projection | ReadModelKey, selection: LetterFilter | None = None
+    ) -> list[ParkedEvent]:
+        """The parked events of this projection version (all, or those selected), by
+        position."""
+        return self._select_letters(self._prepared(subject), selection or LetterFilter())
+
+    def dead_letter_count(self, subject: Projection | ReadModelKey) -> int:
+        """How many events this projection version has parked."""
+        return self._count_letters(self._prepared(subject))
+
+    def blocked_accounts(self, subject: Projection | ReadModelKey) -> set[UUID]:
+        """The accounts with dead letters: their later events must be parked too."""
+        return self._blocked_accounts(self._prepared(subject))
+
+    def purge(self, subject: Projection | ReadModelKey, selection: LetterFilter) -> int:
+        """Delete the selected dead letters without applying them; how many there were."""
+        return self._delete_letters(self._prepared(subject), selection)
+
+    def is_paused(self, subject: Projection | ReadModelKey) -> bool:
+        """Whether some runner paused this projection version."""
+        return self._read_paused(self._prepared(subject))
+
+    def set_paused(self, subject: Projection | ReadModelKey, paused: bool) -> None:
+        """Pause (or resume) this projection version for every runner on the store."""
+        self._write_paused(self._prepared(subject), paused)
 
     def close(self) -> None:
         """Release connections (the store cannot be used afterwards)."""
@@ -107,4 +206,29 @@ class ReadModelStore(abc.ABC):
 
     @abc.abstractmethod
     def _reset(self, key: ReadModelKey) -> None:
-        """Empty the key's tables, set its position to 0 and bump its epoch, atomically."""
+        """Empty the key's tables and dead letters, set its position to 0 and bump its epoch,
+        atomically."""
+
+    @abc.abstractmethod
+    def _select_letters(self, key: ReadModelKey, selection: LetterFilter) -> list[ParkedEvent]:
+        """The key's selected dead letters, by position."""
+
+    @abc.abstractmethod
+    def _count_letters(self, key: ReadModelKey) -> int:
+        """The number of the key's dead letters."""
+
+    @abc.abstractmethod
+    def _blocked_accounts(self, key: ReadModelKey) -> set[UUID]:
+        """The accounts of the key's dead letters."""
+
+    @abc.abstractmethod
+    def _delete_letters(self, key: ReadModelKey, selection: LetterFilter) -> int:
+        """Delete the key's selected dead letters; how many."""
+
+    @abc.abstractmethod
+    def _read_paused(self, key: ReadModelKey) -> bool:
+        """Whether the key is paused."""
+
+    @abc.abstractmethod
+    def _write_paused(self, key: ReadModelKey, paused: bool) -> None:
+        """Pause or resume the key (idempotent)."""
