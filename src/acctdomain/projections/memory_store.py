@@ -28,6 +28,7 @@ class MemoryReadModelStore(ReadModelStore):
         self._tracking: dict[tuple[str, int], tuple[int, int]] = {}
         self._letters: dict[tuple[str, int], dict[int, ParkedEvent]] = {}
         self._paused: set[tuple[str, int]] = set()
+        self._serving: dict[str, tuple[int, tuple[str, ...]]] = {}
 
     def fetch(self, table: str, key: str) -> str | None:
         return self._tables[table].get(key)
@@ -110,3 +111,18 @@ class MemoryReadModelStore(ReadModelStore):
                 self._paused.add((key.name, key.version))
             else:
                 self._paused.discard((key.name, key.version))
+
+    def _read_serving(self, name: str) -> tuple[int, tuple[str, ...]] | None:
+        return self._serving.get(name)
+
+    def _write_serving(self, key: ReadModelKey) -> None:
+        with self._lock:
+            self._serving[key.name] = (key.version, key.tables)
+
+    def _drop(self, key: ReadModelKey) -> None:
+        with self._lock:
+            for table in key.tables:
+                self._tables.pop(table_name(key, table), None)
+            self._tracking.pop((key.name, key.version), None)
+            self._letters.pop((key.name, key.version), None)
+            self._paused.discard((key.name, key.version))

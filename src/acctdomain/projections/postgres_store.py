@@ -21,6 +21,7 @@ from acctdomain.projections.status import ParkedEvent
 from acctdomain.projections.store import (
     DEAD_LETTER_TABLE,
     PAUSED_TABLE,
+    SERVING_TABLE,
     TRACKING_TABLE,
     Claim,
     LetterFilter,
@@ -36,6 +37,7 @@ _PAGE = 1000
 _TRACKING = sql.Identifier(TRACKING_TABLE)
 _LETTERS = sql.Identifier(DEAD_LETTER_TABLE)
 _PAUSED = sql.Identifier(PAUSED_TABLE)
+_SERVING = sql.Identifier(SERVING_TABLE)
 _LETTER_COLUMNS = sql.SQL(
     "projection, version, position, account_id, originator_version, topic, error, parked_at"
 )
@@ -124,6 +126,12 @@ class PostgresReadModelStore(ReadModelStore):
                     "CREATE TABLE IF NOT EXISTS {} (projection TEXT NOT NULL, "
                     "version INTEGER NOT NULL, PRIMARY KEY (projection, version))"
                 ).format(_PAUSED)
+            )
+            cursor.execute(
+                sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {} (projection TEXT PRIMARY KEY, "
+                    "version INTEGER NOT NULL, tables TEXT NOT NULL)"
+                ).format(_SERVING)
             )
             for table in key.tables:
                 cursor.execute(
@@ -265,6 +273,37 @@ class PostgresReadModelStore(ReadModelStore):
                 ).format(_TRACKING),
                 (key.name, key.version),
             )
+
+    def _read_serving(self, name: str) -> tuple[int, tuple[str, ...]] | None:
+        query = sql.SQL("SELECT version, tables FROM {} WHERE projection = %s").format(_SERVING)
+        with self._lock:
+            row = self._connection.execute(query, (name,)).fetchone()
+        if row is None:
+            return None
+        return int(row[0]), tuple(str(row[1]).split(",")) if row[1] else ()
+
+    def _write_serving(self, key: ReadModelKey) -> None:
+        query = sql.SQL(
+            "INSERT INTO {} VALUES (%s, %s, %s) ON CONFLICT (projection) "
+            "DO UPDATE SET version = excluded.version, tables = excluded.tables"
+        ).format(_SERVING)
+        with self._transaction() as cursor:
+            cursor.execute(query, (key.name, key.version, ",".join(key.tables)))
+
+    def _drop(self, key: ReadModelKey) -> None:
+        with self._transaction() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", (self._ddl_lock_key(),))
+            for table in key.tables:
+                cursor.execute(
+                    sql.SQL("DROP TABLE IF EXISTS {}").format(
+                        sql.Identifier(table_name(key, table))
+                    )
+                )
+            for bookkeeping in (_TRACKING, _LETTERS, _PAUSED):
+                cursor.execute(
+                    sql.SQL("DELETE FROM {} WHERE {}").format(bookkeeping, _KEY),
+                    (key.name, key.version),
+                )
 
     def _ddl_lock_key(self) -> int:
         digest = hashlib.blake2b(

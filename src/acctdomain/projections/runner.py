@@ -198,8 +198,17 @@ class ProjectionRunner:
 
     def catch_up(self) -> int:
         """Apply every event recorded after each running projection's position; returns the
-        number of notifications read."""
-        return self._run(list(self._projections.values()))
+        number of notifications read.
+
+        A projection whose ``version`` differs from the one queries read (its code was
+        upgraded) is built beside the old version, in tables of its own, while queries go on
+        reading the old one; once it has caught up with the events recorded when this call
+        began, it is served instead (one write) and the old version's tables are dropped.
+        """
+        head = self._service.recorder.max_notification_id() or 0
+        read = self._run(list(self._projections.values()))
+        self._take_over(self._projections.values(), head)
+        return read
 
     def rebuild(
         self,
@@ -254,6 +263,7 @@ class ProjectionRunner:
             )
             if not cancelled():
                 read += self._run(selected, cancel=cancelled)
+                self._take_over(selected, total)
         finally:
             for projection in selected:
                 self._progress[projection.name].rebuilding = False
@@ -299,13 +309,46 @@ class ProjectionRunner:
                     unknown_events=progress.unknown,
                     dead_letters=self.store.dead_letter_count(projection),
                     on_failure=self._policies[name],
+                    serving_version=self._served(projection).version,
                 )
             )
         return statuses
 
     def read_model(self, name: str) -> ReadModel:
-        """Read access to the committed tables of ``name``."""
-        return self.store.reader(self._get(name))
+        """Read access to the committed tables of ``name``, in the version being served (the
+        old one while a new version is built beside it)."""
+        return self.store.reader(self._served(self._get(name)))
+
+    # --- versions ------------------------------------------------------------------------------
+
+    def _served(self, projection: Projection) -> ReadModelKey:
+        """The version queries read; the first time a projection is seen, its own."""
+        served = self.store.serving(projection)
+        if served is None:
+            key = ReadModelKey.of(projection)
+            self.store.serve(key)
+            return key
+        return served
+
+    def _take_over(self, projections: Iterable[Projection], head: int) -> None:
+        """Serve each projection's own version once it has caught up with ``head``, then drop
+        the version it replaces."""
+        for projection in projections:
+            served = self._served(projection)
+            if served.version == projection.version:
+                continue
+            if self._progress[projection.name].failed or self.store.is_paused(projection):
+                continue
+            if self.store.position(projection) < head:
+                continue
+            self.store.serve(projection)
+            log.info(
+                "projection %s: version %s now served in place of %s (dropped)",
+                projection.name,
+                projection.version,
+                served.version,
+            )
+            self.store.drop(served)
 
     # --- dead letters --------------------------------------------------------------------------
 

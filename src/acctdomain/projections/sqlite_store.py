@@ -17,6 +17,7 @@ from acctdomain.projections.status import ParkedEvent
 from acctdomain.projections.store import (
     DEAD_LETTER_TABLE,
     PAUSED_TABLE,
+    SERVING_TABLE,
     TRACKING_TABLE,
     Claim,
     LetterFilter,
@@ -118,6 +119,10 @@ class SQLiteReadModelStore(ReadModelStore):
             cursor.execute(
                 f"CREATE TABLE IF NOT EXISTS {PAUSED_TABLE} (projection TEXT NOT NULL, "
                 "version INTEGER NOT NULL, PRIMARY KEY (projection, version))"
+            )
+            cursor.execute(
+                f"CREATE TABLE IF NOT EXISTS {SERVING_TABLE} (projection TEXT PRIMARY KEY, "
+                "version INTEGER NOT NULL, tables TEXT NOT NULL)"
             )
             for table in key.tables:
                 cursor.execute(
@@ -253,6 +258,33 @@ class SQLiteReadModelStore(ReadModelStore):
                 f"epoch = {TRACKING_TABLE}.epoch + 1",
                 (key.name, key.version),
             )
+
+    def _read_serving(self, name: str) -> tuple[int, tuple[str, ...]] | None:
+        with self._lock:
+            row = self._connection.execute(
+                f"SELECT version, tables FROM {SERVING_TABLE} WHERE projection = ?", (name,)
+            ).fetchone()
+        return None if row is None else (int(row[0]), _split_tables(str(row[1])))
+
+    def _write_serving(self, key: ReadModelKey) -> None:
+        with self._transaction() as cursor:
+            cursor.execute(
+                f"INSERT INTO {SERVING_TABLE} VALUES (?, ?, ?) ON CONFLICT (projection) "
+                "DO UPDATE SET version = excluded.version, tables = excluded.tables",
+                (key.name, key.version, ",".join(key.tables)),
+            )
+
+    def _drop(self, key: ReadModelKey) -> None:
+        where = "projection = ? AND version = ?"
+        with self._transaction() as cursor:
+            for table in key.tables:
+                cursor.execute(f'DROP TABLE IF EXISTS "{table_name(key, table)}"')
+            for bookkeeping in (TRACKING_TABLE, DEAD_LETTER_TABLE, PAUSED_TABLE):
+                cursor.execute(f"DELETE FROM {bookkeeping} WHERE {where}", (key.name, key.version))
+
+
+def _split_tables(text: str) -> tuple[str, ...]:
+    return tuple(text.split(",")) if text else ()
 
 
 def _letter_filter(key: ReadModelKey, selection: LetterFilter) -> tuple[str, list[Any]]:

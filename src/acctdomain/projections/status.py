@@ -42,7 +42,11 @@ class ProjectionStatus:
     seconds of recorded time (``lag_seconds``: the head event's minus that of the event at the
     position; None when either is unknown), its state, its last error (also kept after a
     resume, or when the event was parked or a retry succeeded), how many events of unknown
-    type it skipped in this process, how many events it has parked and its failure policy."""
+    type it skipped in this process, how many events it has parked and its failure policy.
+
+    ``version`` is the version this runner builds; ``serving_version`` the one queries read.
+    They differ while a new version is built beside the old one (see
+    :meth:`~acctdomain.projections.ProjectionRunner.catch_up`)."""
 
     name: str
     version: int
@@ -55,6 +59,7 @@ class ProjectionStatus:
     unknown_events: int
     dead_letters: int
     on_failure: FailurePolicy
+    serving_version: int | None = None
 
 
 @attrs.frozen

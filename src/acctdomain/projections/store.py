@@ -12,7 +12,9 @@ position it started from (its reads may straddle the reset).
 Beside tracking, every store keeps two small tables keyed like it, by projection and version:
 ``rm_dead_letters`` (events a projection parked, written in the transaction of the batch that
 parked them; a reset empties them with the tables) and ``rm_paused`` (a row per paused
-projection, so every runner on the store honours a pause).
+projection, so every runner on the store honours a pause). ``rm_serving`` says, per
+projection name, which version queries read (and its tables), so a new version can be built
+beside the old one and take over in one write.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from acctdomain.projections.status import ParkedEvent
 __all__ = [
     "DEAD_LETTER_TABLE",
     "PAUSED_TABLE",
+    "SERVING_TABLE",
     "TRACKING_TABLE",
     "Claim",
     "LetterFilter",
@@ -47,6 +50,7 @@ __all__ = [
 TRACKING_TABLE = "rm_tracking"
 DEAD_LETTER_TABLE = "rm_dead_letters"
 PAUSED_TABLE = "rm_paused"
+SERVING_TABLE = "rm_serving"
 
 
 @attrs.frozen
@@ -170,6 +174,26 @@ class ReadModelStore(abc.ABC):
         """Pause (or resume) this projection version for every runner on the store."""
         self._write_paused(self._prepared(subject), paused)
 
+    def serving(self, subject: Projection | ReadModelKey) -> ReadModelKey | None:
+        """The version of this projection that queries read (None before any is chosen)."""
+        key = self._prepared(subject)
+        found = self._read_serving(key.name)
+        if found is None:
+            return None
+        version, tables = found
+        return ReadModelKey(key.name, version, tables)
+
+    def serve(self, subject: Projection | ReadModelKey) -> None:
+        """Make queries of this projection read this version, from now on (one write)."""
+        self._write_serving(self._prepared(subject))
+
+    def drop(self, subject: Projection | ReadModelKey) -> None:
+        """Remove this projection version: its tables, position, dead letters and pause, in
+        one transaction (a version no longer served)."""
+        key = self._prepared(subject)
+        self._drop(key)
+        self._ready.discard(key)
+
     def close(self) -> None:
         """Release connections (the store cannot be used afterwards)."""
         self._ready.clear()
@@ -232,3 +256,16 @@ class ReadModelStore(abc.ABC):
     @abc.abstractmethod
     def _write_paused(self, key: ReadModelKey, paused: bool) -> None:
         """Pause or resume the key (idempotent)."""
+
+    @abc.abstractmethod
+    def _read_serving(self, name: str) -> tuple[int, tuple[str, ...]] | None:
+        """The served version of projection ``name`` and its tables, if one was chosen."""
+
+    @abc.abstractmethod
+    def _write_serving(self, key: ReadModelKey) -> None:
+        """Serve ``key`` for its projection name (insert or replace)."""
+
+    @abc.abstractmethod
+    def _drop(self, key: ReadModelKey) -> None:
+        """Drop the key's tables and delete its tracking, dead-letter and pause rows,
+        atomically."""
