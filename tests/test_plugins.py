@@ -16,7 +16,8 @@ import pytest
 
 import acctdomain
 from acctdomain import AccountService
-from acctdomain.errors import DuplicateRegistration, NotAuthorized, PluginError
+from acctdomain.domain import events as ev
+from acctdomain.errors import DuplicateRegistration, InvalidValue, NotAuthorized, PluginError
 from acctdomain.plugins import (
     BLOCK_ENV_VAR,
     DEFAULT_PLUGINS,
@@ -24,6 +25,7 @@ from acctdomain.plugins import (
     Kpi,
     KpiValue,
     PluginHost,
+    Policy,
     hookimpl,
 )
 from acctdomain.plugins.types import AuthorizationRequest, Projection
@@ -295,6 +297,9 @@ class BadProjection(Projection):
         ("name", "Bad Name", "projection"),
         ("tables", "rows", "projection.tables"),
         ("tables", ("no spaces allowed",), "projection.table"),
+        ("event_types", [ev.ContactLogged], "projection.event_types"),
+        ("event_types", ("ContactLogged",), "projection.event_types"),
+        ("on_failure", "stop", "projection.on_failure"),
     ],
 )
 def test_a_malformed_projection_fails_its_plugin_at_registration(
@@ -407,3 +412,52 @@ def test_no_core_module_imports_a_built_in() -> None:
                 names = [node.module]
             for name in names:
                 assert not name.startswith("acctdomain.builtin"), f"{path} imports {name}"
+
+
+def test_a_hook_that_fails_part_way_registers_nothing() -> None:
+    class HalfDone:
+        @hookimpl
+        def acctdomain_register_kpis(self, register: Any) -> None:
+            register(answer_kpi("first_half"))
+            raise RuntimeError("the second half failed")
+
+    host = PluginHost(entry_points=False, plugins=[("half", HalfDone())])
+    assert "first_half" not in host.kpis()
+    assert "arr" in host.kpis()
+    assert [f.plugin for f in host.failures] == ["half"]
+
+
+def test_a_plugin_with_one_duplicate_registers_none_of_its_items() -> None:
+    class Clashing:
+        @hookimpl
+        def acctdomain_register_kpis(self, register: Any) -> None:
+            register(answer_kpi("own_figure"))
+            register(answer_kpi("arr"))  # a built-in's name
+
+    host = PluginHost(entry_points=False, plugins=[("clashing", Clashing())])
+    kpis = host.kpis()
+    assert "own_figure" not in kpis
+    assert host.owner("acctdomain_register_kpis", "arr") == "builtin.kpis"
+    [failure] = host.failures
+    assert "kpi 'arr' is registered already by plugin 'builtin.kpis'" in failure.error
+
+
+def test_a_policy_needs_a_tuple_of_event_classes() -> None:
+    with pytest.raises(InvalidValue, match="event_types"):
+        Policy(name="bad", event_types=[ev.ContactLogged], react=lambda event: ())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "name", ["contact__counts", "counts_", "_counts", "Counts", "1counts", "a" * 49, ""]
+)
+def test_names_that_could_make_two_tables_one_are_refused(name: str) -> None:
+    with pytest.raises(InvalidValue, match="single underscores"):
+        answer_kpi(name)
+
+
+def test_two_projections_never_share_a_table() -> None:
+    from acctdomain.projections import ReadModelKey, table_name
+
+    first = table_name(ReadModelKey("a", 1, ("b_v1_c",)), "b_v1_c")
+    second = table_name(ReadModelKey("a_v1_b", 1, ("c",)), "c")
+    assert first != second

@@ -36,6 +36,8 @@ from acctdomain.plugins.types import (
     Policy,
     Projection,
     Upcaster,
+    check_event_types,
+    check_failure_policy,
 )
 
 if TYPE_CHECKING:
@@ -295,22 +297,36 @@ class PluginHost:
     ) -> dict[str, T]:
         if hook in self._collected:
             return self._collected[hook]
-        found: dict[str, T] = {}
-        owners: dict[str, str] = {}
+        staged: dict[str, list[tuple[str, T]]] = {}
 
         def registrar(plugin: str) -> Mapping[str, object]:
+            mine = staged.setdefault(plugin, [])
+
             def register(item: T) -> None:
                 if not isinstance(item, expected):
                     raise PluginError(plugin, f"expected a {kind}, got {type(item).__name__}")
-                name = key(item)
-                if name in found:
-                    raise DuplicateRegistration(kind, name, owners[name], plugin)
-                found[name], owners[name] = item, plugin
+                mine.append((key(item), item))
 
             return {"register": register}
 
         # In load order, so that of two registrations of one name the first loaded stays.
+        failed_before = len(self.failures)
         self.call(hook, registrar, in_load_order=True)
+        failed = {f.plugin for f in self.failures[failed_before:] if f.hook == hook}
+        found: dict[str, T] = {}
+        owners: dict[str, str] = {}
+        for plugin, items in staged.items():
+            # A plugin whose hook failed part-way registers nothing: what it registered before
+            # the failure might depend on what came after.
+            if plugin in failed:
+                continue
+            clash = next(((n, owners[n]) for n, _ in items if n in found), None)
+            if clash is not None:
+                error = DuplicateRegistration(kind, clash[0], clash[1], plugin)
+                self._fail(plugin, hook, _describe(error), error)
+                continue
+            for name, item in items:
+                found[name], owners[name] = item, plugin
         self._collected[hook], self._owners[hook] = found, owners
         return found
 
@@ -331,10 +347,12 @@ class PluginHost:
         """Every registered projection, by name."""
 
         def name(projection: Projection) -> str:
-            # Checked here, at registration, so that a projection with a bad name, version or
-            # table list fails its own plugin rather than the runner of every projection.
+            # Checked here, at registration, so that a malformed projection fails its own
+            # plugin rather than the runner of every projection.
             from acctdomain.projections.keys import ReadModelKey
 
+            check_failure_policy("projection.on_failure", projection.on_failure)
+            check_event_types("projection.event_types", projection.event_types)
             return ReadModelKey.of(projection).name
 
         return self._collect("acctdomain_register_projections", "projection", Projection, name)
@@ -375,7 +393,8 @@ class PluginHost:
         """The first denial of ``request`` (plugin name, denial), or None if all allow.
 
         A plugin whose authorize hook raises is recorded as failed and does not decide: one
-        broken plugin must not stop every command.
+        broken plugin must not stop every command (a plugin that must fail closed catches its
+        own errors and returns a Denial).
         """
         for plugin, result in self.call("acctdomain_authorize", lambda _: {"request": request}):
             if isinstance(result, Denial):

@@ -2,7 +2,7 @@
 
 Every registration has a ``name`` that is unique within its kind; a second registration of the
 same name is refused with :class:`~acctdomain.errors.DuplicateRegistration`, naming both plugins.
-Names are lower-case identifiers (``[a-z][a-z0-9_]*``, at most 48 characters) because some of
+Names are lower-case words joined by single underscores (at most 48 characters) because some of
 them become table names.
 """
 
@@ -49,7 +49,9 @@ __all__ = [
     "check_name",
 ]
 
-NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,47}")
+# Words of lower-case letters and digits joined by single underscores: no "__" and no trailing
+# "_", so that "__" can separate a projection, its version and a table in SQL table names.
+NAME_PATTERN = re.compile(r"(?=.{1,48}$)[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
 
 
 def check_name(kind: str, name: object) -> str:
@@ -57,7 +59,8 @@ def check_name(kind: str, name: object) -> str:
     if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
         raise InvalidValue(
             f"{kind}.name",
-            f"expected a lower-case identifier of at most 48 characters, got {name!r}",
+            "expected lower-case words joined by single underscores, at most 48 characters, "
+            f"got {name!r}",
         )
     return name
 
@@ -163,6 +166,17 @@ def check_failure_policy(field: str, value: object) -> FailurePolicy:
     if not isinstance(value, Retry | DeadLetter | Stop):
         raise InvalidValue(field, f"expected Retry(...), DeadLetter() or Stop(), got {value!r}")
     return value
+
+
+def check_event_types(field: str, value: object) -> tuple[type, ...]:
+    """``value`` if it is a tuple of classes, else InvalidValue about ``field``."""
+    if not isinstance(value, tuple) or not all(isinstance(cls, type) for cls in value):
+        raise InvalidValue(field, f"expected a tuple of event classes, got {value!r}")
+    return value
+
+
+def _valid_event_types(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    check_event_types(attribute.name, value)
 
 
 class Projection(abc.ABC):
@@ -291,7 +305,7 @@ class Policy:
     """
 
     name: str = attrs.field(validator=_valid_name)
-    event_types: tuple[type, ...]
+    event_types: tuple[type, ...] = attrs.field(validator=_valid_event_types)
     react: Callable[[Any], Iterable[Reaction]]
     description: str = ""
 
