@@ -33,6 +33,8 @@ from rich.table import Table
 
 from acctdomain.application import AccountService, StoreSpec
 from acctdomain.application.scorecard import KpiResult
+from acctdomain.cli_projections import GROUP as PROJECTIONS
+from acctdomain.cli_projections import projections_app
 from acctdomain.demo import BookSummary, eur_at_demo_rate, generate_book
 from acctdomain.domain import AccountState, AccountStatus, IssueSeverity, Money, Segment
 from acctdomain.errors import PluginError
@@ -58,6 +60,9 @@ def _root() -> None:
     # A callback makes the app a group, so `acctdomain demo` stays `demo` as commands are added.
 
 
+app.add_typer(projections_app(), name=PROJECTIONS)
+
+
 def main() -> None:
     """Run the command line (the ``acctdomain`` console script), with plugins' commands."""
     build_app(PluginHost())()
@@ -78,9 +83,10 @@ def build_app(host: PluginHost) -> typer.Typer:
     )
     root.callback()(_root)
     root.registered_commands.extend(app.registered_commands)
+    root.add_typer(projections_app(host), name=PROJECTIONS)
     taken = {
         info.name or info.callback.__name__ for info in app.registered_commands if info.callback
-    }
+    } | {PROJECTIONS}
     for command in host.cli_commands().values():
         owner = host.owner(CLI_HOOK, command.name)
         if command.name in taken:
