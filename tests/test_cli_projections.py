@@ -56,6 +56,7 @@ STATUS_KEYS = {
     "lag_seconds",
     "dead_letters",
     "unknown_events",
+    "serving_version",
     "on_failure",
     "last_error",
 }

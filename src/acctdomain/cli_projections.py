@@ -287,6 +287,7 @@ def status_report(status: ProjectionStatus) -> dict[str, Any]:
     return {
         "name": status.name,
         "version": status.version,
+        "serving_version": status.serving_version,
         "state": status.state,
         "position": status.position,
         "head": status.head,
