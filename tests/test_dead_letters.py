@@ -722,3 +722,47 @@ def test_replaying_dead_letters_without_the_fault_equals_a_clean_rebuild(backend
                 assert dump(runner) == clean_rebuild(service, [AccountHistory(), TopicTotals()])
 
     check()
+
+
+class RunningTotal(Projection):
+    """One row for the whole book: a read-modify-write that a lost update would show."""
+
+    name = "running_total"
+    tables = ("total",)
+    event_types = (ev.ContactLogged,)
+    on_failure = DeadLetter()
+    failing: UUID | None = None
+    meanwhile: Callable[[], object] | None = None
+
+    def apply(self, event: Any, rows: Rows) -> None:
+        if event.originator_id == self.failing:
+            raise RuntimeError("boom")
+        row = rows.get("total", "book") or {"n": 0}
+        if self.meanwhile is not None:  # another runner commits after this batch read the row
+            meanwhile, self.meanwhile = self.meanwhile, None
+            meanwhile()
+        rows.put("total", "book", {"n": row["n"] + 1})
+
+
+def test_a_replay_committed_while_a_batch_runs_is_not_overwritten_by_it(
+    service: AccountService,
+) -> None:
+    """The replay does not move the position, so it bumps the epoch: the batch that read the
+    row before the replay must not commit (it starts again from the new row)."""
+    x, y = open_active(service, "crm:x"), open_active(service, "crm:y")
+    projection = RunningTotal()
+    projection.failing = x
+    with (
+        ProjectionRunner(service, [projection]) as first,
+        ProjectionRunner(service, [RunningTotal()]) as second,
+    ):
+        contact(service, y)
+        contact(service, x)
+        first.catch_up()
+        assert len(first.dead_letters("running_total")) == 1
+        projection.failing = None
+        contact(service, y)
+        projection.meanwhile = lambda: second.replay_dead_letters("running_total")
+        first.catch_up()
+        assert first.dead_letters("running_total") == []
+        assert first.read_model("running_total").get("total", "book") == {"n": 3}

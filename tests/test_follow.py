@@ -28,13 +28,13 @@ from acctdomain.domain import events as ev
 from acctdomain.errors import InvalidValue
 from acctdomain.plugins import PluginHost
 from acctdomain.plugins.hookspecs import hookimpl
-from acctdomain.plugins.types import Policy
-from acctdomain.projections import PolicyRunner, ProjectionRunner
+from acctdomain.plugins.types import Policy, Projection, Rows
+from acctdomain.projections import Cancel, PolicyRunner, ProjectionRunner
 from acctdomain.projections.follow import FollowerCrash, StoreFollower
 from acctdomain.testing.projection import ProjectionPlugin
 from tests.conftest import FakeClock
 from tests.pg import drop_schema, new_schema_url
-from tests.projection_fixtures import AccountHistory, Ledger, follow_up_policy
+from tests.projection_fixtures import AccountHistory, Ledger, contact, follow_up_policy, open_active
 
 ROOT = Path(__file__).resolve().parent.parent
 WAIT = 30.0
@@ -104,11 +104,11 @@ class FlakyRunner(ProjectionRunner):
         super().__init__(*args, **kwargs)
         self.failures = failures
 
-    def catch_up(self) -> int:
+    def catch_up(self, *, cancel: Cancel | None = None) -> int:
         if self.failures:
             self.failures -= 1
             raise OSError("read-model disk gone")
-        return super().catch_up()
+        return super().catch_up(cancel=cancel)
 
 
 # --- following, on every backend -----------------------------------------------------------------
@@ -560,9 +560,9 @@ def test_a_stop_that_times_out_says_so(service: AccountService) -> None:
     release = threading.Event()
 
     class Slow(ProjectionRunner):
-        def catch_up(self) -> int:
+        def catch_up(self, *, cancel: Cancel | None = None) -> int:
             release.wait(WAIT)
-            return super().catch_up()
+            return super().catch_up(cancel=cancel)
 
     runner = Slow(service, service.plugins.projections().values())
     follower = StoreFollower(service, runner)
@@ -584,3 +584,37 @@ def test_policy_runner_may_be_given(memory_service: AccountService) -> None:
     assert follower.projections is memory_service.projections
     follower.close()  # does not close runners it did not make
     assert memory_service.catch_up() == 0
+
+
+class SlowContacts(Projection):
+    """Takes its time over each contact: a follower stopping must not wait for them all."""
+
+    name = "slow_contacts"
+    tables = ("seen",)
+    event_types = (ev.ContactLogged,)
+
+    def apply(self, event: Any, rows: Rows) -> None:
+        time.sleep(0.2)
+        rows.put("seen", f"{event.originator_id.hex}:{event.originator_version}", {"seen": True})
+
+
+def test_stopping_ends_a_long_catch_up_between_batches_and_the_follower_can_start_again(
+    memory_service: AccountService,
+) -> None:
+    account = open_active(memory_service, "crm:1")
+    for _ in range(10):
+        contact(memory_service, account)
+    runner = ProjectionRunner(memory_service, [SlowContacts()], batch_size=1)
+    follower = StoreFollower(memory_service, runner)
+    follower.start()
+    time.sleep(0.5)
+    follower.stop(timeout=5.0)  # ten contacts take 2 s: it stopped after the batch under way
+    assert not follower.running
+    applied = runner.store.position(SlowContacts())
+    assert 0 < applied < (memory_service.recorder.max_notification_id() or 0)
+    follower.start()  # and it goes on from the committed batches
+    follower.wait_until(timeout=30.0)
+    follower.stop()
+    rows = list(runner.read_model("slow_contacts").scan("seen"))
+    assert len(rows) == 10
+    runner.close()

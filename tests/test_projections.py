@@ -4,6 +4,8 @@ gaps, unknown events, several connections, and policies."""
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -220,7 +222,7 @@ def test_a_new_version_builds_in_tables_of_its_own(
     new.catch_up()
     assert row_of(new, "contact_counts", "per_account", account.hex)["count"] == 2
     key = ReadModelKey.of(ContactCountsV2())
-    assert table_name(key, "per_account") == "rm_contact_counts_v2_per_account"
+    assert table_name(key, "per_account") == "rm_contact_counts__v2__per_account"
 
 
 def test_runner_refuses_two_projections_with_one_name(service: AccountService) -> None:
@@ -1215,3 +1217,37 @@ def test_policies_never_fire_during_a_rebuild_or_a_replay_of_dead_letters(
 
     assert spy.calls == 1
     assert service.history(account) == history
+
+
+def test_projections_work_without_the_postgres_extra(tmp_path: Path) -> None:
+    """psycopg is optional: a service on SQLite projects without it installed."""
+    script = (
+        "import sys; sys.modules['psycopg'] = None\n"
+        "from acctdomain import AccountService\n"
+        f"service = AccountService({str(tmp_path / 'events.db')!r})\n"
+        "assert service.catch_up() == 0\n"
+        "import acctdomain.projections as projections\n"
+        "try:\n"
+        "    projections.PostgresReadModelStore\n"
+        "except ImportError:\n"
+        "    print('ok')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+def test_a_table_that_is_not_a_read_model_table_never_reaches_sql(tmp_path: Path) -> None:
+    service = AccountService(str(tmp_path / "events.db"), plugins=PluginHost(entry_points=False))
+    try:
+        store = service.projections.store
+        assert isinstance(store, SQLiteReadModelStore)
+        for table in ('x" UNION SELECT name, sql FROM sqlite_master --', "sqlite_master"):
+            with pytest.raises(InvalidValue, match="not a read-model table"):
+                store.fetch(table, "key")
+            with pytest.raises(InvalidValue, match="not a read-model table"):
+                list(store.fetch_all(table))
+    finally:
+        service.close()

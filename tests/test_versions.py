@@ -15,7 +15,8 @@ import pytest
 
 from acctdomain import AccountService
 from acctdomain.domain import events as ev
-from acctdomain.plugins.types import Projection, Rows
+from acctdomain.errors import InvalidValue
+from acctdomain.plugins.types import DeadLetter, Projection, Rows
 from acctdomain.projections import ProjectionRunner, ReadModelKey, table_name
 from tests.projection_fixtures import contact, open_active
 
@@ -206,3 +207,87 @@ def test_events_recorded_during_the_build_are_in_the_new_version_when_it_is_serv
     assert written > 0
     assert v2.status()[0].serving_version == 2
     assert count(v2, account.hex)["count"] == 5 + written
+
+
+def test_an_old_process_in_a_rolling_upgrade_neither_builds_nor_takes_back_its_version(
+    service: AccountService, runners: list[ProjectionRunner]
+) -> None:
+    account = open_active(service, "crm:1")
+    contact(service, account)
+    old_code = runner_of(service, runners, Counts())
+    old_code.catch_up()
+    new_code = runner_of(service, runners, CountsV2())
+    new_code.catch_up()
+    assert new_code.status()[0].serving_version == 2
+
+    contact(service, account)
+    assert old_code.catch_up() == 0  # nothing read for a superseded version
+    [status] = old_code.status()
+    assert (status.state, status.version, status.serving_version) == ("superseded", 1, 2)
+    with pytest.raises(InvalidValue, match="superseded"):
+        old_code.rebuild("versioned_counts")
+    new_code.catch_up()
+    assert old_code.status()[0].serving_version == 2
+    assert count(old_code, account.hex)["count"] == 2
+
+
+def test_a_new_version_with_dead_letters_is_not_served(
+    service: AccountService, runners: list[ProjectionRunner]
+) -> None:
+    account = open_active(service, "crm:1")
+    contact(service, account)
+    runner_of(service, runners, Counts()).catch_up()
+
+    class ParkingV2(CountsV2):
+        on_failure = DeadLetter()
+
+        def apply(self, event: Any, rows: Rows) -> None:
+            raise RuntimeError("cannot count this one")
+
+    v2 = runner_of(service, runners, ParkingV2())
+    v2.catch_up()
+    [status] = v2.status()
+    assert (status.dead_letters, status.position, status.serving_version) == (1, status.head, 1)
+    assert count(v2, account.hex)["version"] == 1
+
+
+def test_reading_never_chooses_the_served_version(
+    service: AccountService, runners: list[ProjectionRunner]
+) -> None:
+    runner = runner_of(service, runners, Counts())
+    runner.status()
+    assert runner.read_model("versioned_counts").get("per_account", "nobody") is None
+    assert runner.store.serving(Counts()) is None  # only a catch-up or rebuild records it
+    runner.catch_up()
+    assert runner.store.serving(Counts()) == ReadModelKey.of(Counts())
+
+
+def test_two_runners_switching_at_once_switch_once(
+    service: AccountService, runners: list[ProjectionRunner]
+) -> None:
+    account = open_active(service, "crm:1")
+    contact(service, account)
+    runner_of(service, runners, Counts()).catch_up()
+    first = runner_of(service, runners, CountsV2())
+    second = runner_of(service, runners, CountsV2())
+    first.catch_up()
+    second.catch_up()
+    old = ReadModelKey.of(Counts())
+    assert not second.store.switch(old, CountsV2())  # v1 is no longer served
+    assert count(second, account.hex)["count"] == 1
+    assert count(second, account.hex)["version"] == 2
+
+
+def test_a_superseded_version_leaves_its_dropped_tables_dropped(
+    service: AccountService, runners: list[ProjectionRunner]
+) -> None:
+    account = open_active(service, "crm:1")
+    contact(service, account)
+    old_code = runner_of(service, runners, Counts())
+    old_code.catch_up()
+    runner_of(service, runners, CountsV2()).catch_up()
+    fresh_old_process = runner_of(service, runners, Counts())
+    fresh_old_process.catch_up()
+    fresh_old_process.status()
+    fresh_old_process.read_model("versioned_counts")
+    assert not table_exists(fresh_old_process, ReadModelKey.of(Counts()))

@@ -17,7 +17,6 @@ from acctdomain.projections.follow import FollowerCrash, StoreFollower
 from acctdomain.projections.keys import ReadModelKey, table_name
 from acctdomain.projections.memory_store import MemoryReadModelStore
 from acctdomain.projections.policies import PolicyRunner
-from acctdomain.projections.postgres_store import PostgresReadModelStore
 from acctdomain.projections.runner import Cancel, ProjectionRunner
 from acctdomain.projections.sqlite_store import SQLiteReadModelStore
 from acctdomain.projections.status import (
@@ -37,6 +36,16 @@ from acctdomain.projections.store import (
     PositionConflict,
     ReadModelStore,
 )
+
+
+def __getattr__(name: str) -> object:
+    # psycopg is an optional extra: only a PostgreSQL store needs it.
+    if name == "PostgresReadModelStore":
+        from acctdomain.projections.postgres_store import PostgresReadModelStore
+
+        return PostgresReadModelStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DEAD_LETTER_TABLE",

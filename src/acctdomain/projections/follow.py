@@ -115,10 +115,10 @@ class StoreFollower:
         if not isinstance(with_policies, bool):
             raise InvalidValue("with_policies", f"expected True or False, got {with_policies!r}")
         projection_runner = ProjectionRunner(service, service.plugins.projections().values())
-        policy_runner = (
-            PolicyRunner(service, service.plugins.policies().values()) if with_policies else None
-        )
+        policy_runner = None
         try:
+            if with_policies:
+                policy_runner = PolicyRunner(service, service.plugins.policies().values())
             follower = cls(
                 service,
                 projection_runner,
@@ -192,11 +192,14 @@ class StoreFollower:
                 self._thread = None
 
     def close(self) -> None:
-        """Stop, then close the runners the follower made (see :meth:`for_service`)."""
-        self.stop()
-        for runner in self._owned:
-            runner.close()
-        self._owned = ()
+        """Stop, then close the runners the follower made (see :meth:`for_service`), also
+        when stopping timed out."""
+        try:
+            self.stop()
+        finally:
+            for runner in self._owned:
+                runner.close()
+            self._owned = ()
 
     def __enter__(self) -> Self:
         self.start()
@@ -258,6 +261,9 @@ class StoreFollower:
             with self._progress:
                 self._running = False
                 self._progress.notify_all()
+            with self._lock:  # a stop() that timed out left it set: start() may run again
+                if self._thread is threading.current_thread():
+                    self._thread = None
 
     def _follow(self) -> None:
         """Catch up, subscribe, then catch up on each wake-up until stopped.
@@ -287,7 +293,9 @@ class StoreFollower:
 
     def _catch_up(self) -> int:
         head = self._service.recorder.max_notification_id() or 0
-        self.projections.catch_up()
+        self.projections.catch_up(cancel=self._stopping)
+        if self._stopping.is_set():
+            return self._position
         if self.policies is not None:
             self.policies.run()
         with self._progress:

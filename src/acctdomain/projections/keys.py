@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,7 +12,7 @@ import attrs
 from acctdomain.errors import InvalidValue
 from acctdomain.plugins.types import Projection, check_name
 
-__all__ = ["ReadModelKey", "check_table_prefixes", "key_of", "table_name"]
+__all__ = ["ReadModelKey", "check_sql_table", "check_table_prefixes", "key_of", "table_name"]
 
 # PostgreSQL truncates longer identifiers silently, which could make two tables one.
 _MAX_IDENTIFIER = 63
@@ -60,10 +61,11 @@ def key_of(subject: Projection | ReadModelKey) -> ReadModelKey:
 
 
 def table_name(key: ReadModelKey, table: str) -> str:
-    """The SQL table of one of the key's tables: ``rm_<projection>_v<version>_<table>``."""
+    """The SQL table of one of the key's tables: ``rm_<projection>__v<version>__<table>`` (names
+    have no ``__`` of their own, so two keys never share a table)."""
     if table not in key.tables:
         raise InvalidValue("table", f"projection {key.name!r} has no table {table!r}")
-    name = f"rm_{key.name}_v{key.version}_{table}"
+    name = f"rm_{key.name}__v{key.version}__{table}"
     if len(name) <= _MAX_IDENTIFIER:
         return name
     digest = hashlib.blake2b(name.encode(), digest_size=4).hexdigest()
@@ -91,3 +93,14 @@ def check_table_prefixes(key: ReadModelKey, share: object) -> dict[str, str]:
             )
         checked[table] = prefix
     return checked
+
+
+_SQL_TABLE = re.compile(r"rm_[a-z0-9_]{1,60}")
+
+
+def check_sql_table(table: str) -> str:
+    """``table`` if it is a name :func:`table_name` can make, else InvalidValue: the stores put
+    it into SQL as an identifier, so nothing else may get there."""
+    if not isinstance(table, str) or not _SQL_TABLE.fullmatch(table):
+        raise InvalidValue("table", f"not a read-model table: {table!r}")
+    return table

@@ -72,7 +72,7 @@ class MemoryReadModelStore(ReadModelStore):
                 letters[parked.position] = (
                     parked if kept is None else attrs.evolve(parked, parked_at=kept.parked_at)
                 )
-            self._tracking[(key.name, key.version)] = (claim.end, claim.epoch)
+            self._tracking[(key.name, key.version)] = (claim.end, claim.next_epoch)
 
     def _reset(self, key: ReadModelKey) -> None:
         with self._lock:
@@ -119,10 +119,15 @@ class MemoryReadModelStore(ReadModelStore):
         with self._lock:
             self._serving[key.name] = (key.version, key.tables)
 
-    def _drop(self, key: ReadModelKey) -> None:
+    def _switch(self, old: ReadModelKey, new: ReadModelKey) -> bool:
         with self._lock:
-            for table in key.tables:
-                self._tables.pop(table_name(key, table), None)
-            self._tracking.pop((key.name, key.version), None)
-            self._letters.pop((key.name, key.version), None)
-            self._paused.discard((key.name, key.version))
+            if self._serving.get(old.name, (None,))[0] != old.version:
+                return False
+            self._serving[new.name] = (new.version, new.tables)
+            for table in old.tables:
+                self._tables.pop(table_name(old, table), None)
+            epoch = self._tracking.get((old.name, old.version), (0, 0))[1]
+            self._tracking[(old.name, old.version)] = (0, epoch + 1)
+            self._letters.pop((old.name, old.version), None)
+            self._paused.discard((old.name, old.version))
+            return True

@@ -45,7 +45,7 @@ _KEY = sql.SQL("projection = %s AND version = %s")
 
 
 class PostgresReadModelStore(ReadModelStore):
-    """Tables ``rm_<projection>_v<version>_<table>``, ``rm_tracking``, ``rm_dead_letters`` and
+    """Tables ``rm_<projection>__v<version>__<table>``, ``rm_tracking``, ``rm_dead_letters`` and
     ``rm_paused`` in the store's schema.
 
     Keys are collated "C" (code point order, as in SQLite and Python), so scans list rows in
@@ -164,10 +164,10 @@ class PostgresReadModelStore(ReadModelStore):
         cursor.execute(
             sql.SQL(
                 "INSERT INTO {0} VALUES (%s, %s, %s, %s) ON CONFLICT (projection, version) "
-                "DO UPDATE SET position = excluded.position "
+                "DO UPDATE SET position = excluded.position, epoch = excluded.epoch "
                 "WHERE {0}.position = %s AND {0}.epoch = %s"
             ).format(_TRACKING),
-            (key.name, key.version, claim.end, claim.epoch, claim.start, claim.epoch),
+            (key.name, key.version, claim.end, claim.next_epoch, claim.start, claim.epoch),
         )
         if cursor.rowcount != 1:
             raise PositionConflict(f"{key.name} v{key.version} moved from {claim.start}")
@@ -290,20 +290,33 @@ class PostgresReadModelStore(ReadModelStore):
         with self._transaction() as cursor:
             cursor.execute(query, (key.name, key.version, ",".join(key.tables)))
 
-    def _drop(self, key: ReadModelKey) -> None:
+    def _switch(self, old: ReadModelKey, new: ReadModelKey) -> bool:
         with self._transaction() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", (self._ddl_lock_key(),))
-            for table in key.tables:
+            cursor.execute(
+                sql.SQL("UPDATE {} SET version = %s, tables = %s WHERE {}").format(_SERVING, _KEY),
+                (new.version, ",".join(new.tables), old.name, old.version),
+            )
+            if cursor.rowcount != 1:
+                return False
+            for table in old.tables:
                 cursor.execute(
                     sql.SQL("DROP TABLE IF EXISTS {}").format(
-                        sql.Identifier(table_name(key, table))
+                        sql.Identifier(table_name(old, table))
                     )
                 )
-            for bookkeeping in (_TRACKING, _LETTERS, _PAUSED):
+            for bookkeeping in (_LETTERS, _PAUSED):
                 cursor.execute(
                     sql.SQL("DELETE FROM {} WHERE {}").format(bookkeeping, _KEY),
-                    (key.name, key.version),
+                    (old.name, old.version),
                 )
+            cursor.execute(
+                sql.SQL("UPDATE {} SET position = 0, epoch = epoch + 1 WHERE {}").format(
+                    _TRACKING, _KEY
+                ),
+                (old.name, old.version),
+            )
+        return True
 
     def _ddl_lock_key(self) -> int:
         digest = hashlib.blake2b(

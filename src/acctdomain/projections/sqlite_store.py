@@ -12,7 +12,7 @@ from uuid import UUID
 from acctdomain.application.stores import SQLITE_LOCK_TIMEOUT
 from acctdomain.projections.batch import Changes
 from acctdomain.projections.codec import RowCodec
-from acctdomain.projections.keys import ReadModelKey, table_name
+from acctdomain.projections.keys import ReadModelKey, check_sql_table, table_name
 from acctdomain.projections.status import ParkedEvent
 from acctdomain.projections.store import (
     DEAD_LETTER_TABLE,
@@ -38,7 +38,7 @@ _LETTER_COLUMNS = (
 
 
 class SQLiteReadModelStore(ReadModelStore):
-    """Tables ``rm_<projection>_v<version>_<table>``, ``rm_tracking``, ``rm_dead_letters`` and
+    """Tables ``rm_<projection>__v<version>__<table>``, ``rm_tracking``, ``rm_dead_letters`` and
     ``rm_paused`` in ``path``.
 
     Reads run outside transactions (WAL gives each a snapshot); a commit takes the write lock
@@ -77,6 +77,7 @@ class SQLiteReadModelStore(ReadModelStore):
                 raise
 
     def fetch(self, table: str, key: str) -> str | None:
+        check_sql_table(table)
         with self._lock:
             row = self._connection.execute(
                 f'SELECT value FROM "{table}" WHERE key = ?', (key,)
@@ -85,6 +86,7 @@ class SQLiteReadModelStore(ReadModelStore):
 
     def fetch_all(self, table: str) -> Iterator[tuple[str, str]]:
         # Pages by key, so a long scan neither holds the lock nor loads the whole table.
+        check_sql_table(table)
         with self._lock:
             page = self._connection.execute(
                 f'SELECT key, value FROM "{table}" ORDER BY key LIMIT ?', (_PAGE,)
@@ -150,9 +152,10 @@ class SQLiteReadModelStore(ReadModelStore):
         # the batch started from.
         cursor.execute(
             f"INSERT INTO {TRACKING_TABLE} VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (projection, version) DO UPDATE SET position = excluded.position "
-            f"WHERE {TRACKING_TABLE}.position = ? AND {TRACKING_TABLE}.epoch = ?",
-            (key.name, key.version, claim.end, claim.epoch, claim.start, claim.epoch),
+            "ON CONFLICT (projection, version) DO UPDATE SET position = excluded.position, "
+            f"epoch = excluded.epoch WHERE {TRACKING_TABLE}.position = ? "
+            f"AND {TRACKING_TABLE}.epoch = ?",
+            (key.name, key.version, claim.end, claim.next_epoch, claim.start, claim.epoch),
         )
         if cursor.rowcount != 1:
             raise PositionConflict(f"{key.name} v{key.version} moved from {claim.start}")
@@ -274,13 +277,24 @@ class SQLiteReadModelStore(ReadModelStore):
                 (key.name, key.version, ",".join(key.tables)),
             )
 
-    def _drop(self, key: ReadModelKey) -> None:
+    def _switch(self, old: ReadModelKey, new: ReadModelKey) -> bool:
         where = "projection = ? AND version = ?"
         with self._transaction() as cursor:
-            for table in key.tables:
-                cursor.execute(f'DROP TABLE IF EXISTS "{table_name(key, table)}"')
-            for bookkeeping in (TRACKING_TABLE, DEAD_LETTER_TABLE, PAUSED_TABLE):
-                cursor.execute(f"DELETE FROM {bookkeeping} WHERE {where}", (key.name, key.version))
+            cursor.execute(
+                f"UPDATE {SERVING_TABLE} SET version = ?, tables = ? WHERE {where}",
+                (new.version, ",".join(new.tables), old.name, old.version),
+            )
+            if cursor.rowcount != 1:
+                return False
+            for table in old.tables:
+                cursor.execute(f'DROP TABLE IF EXISTS "{table_name(old, table)}"')
+            for bookkeeping in (DEAD_LETTER_TABLE, PAUSED_TABLE):
+                cursor.execute(f"DELETE FROM {bookkeeping} WHERE {where}", (old.name, old.version))
+            cursor.execute(
+                f"UPDATE {TRACKING_TABLE} SET position = 0, epoch = epoch + 1 WHERE {where}",
+                (old.name, old.version),
+            )
+        return True
 
 
 def _split_tables(text: str) -> tuple[str, ...]:

@@ -21,7 +21,7 @@ __all__ = [
     "State",
 ]
 
-State = Literal["running", "failed", "paused", "rebuilding"]
+State = Literal["running", "failed", "paused", "rebuilding", "superseded"]
 
 
 @attrs.frozen

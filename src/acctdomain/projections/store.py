@@ -75,6 +75,14 @@ class Claim:
     epoch: int
     end: int
 
+    @property
+    def next_epoch(self) -> int:
+        """The epoch after the commit. A commit that changes rows without moving the position
+        (a replay of dead letters, one account's rebuild) bumps it, so that a batch read
+        before it, which would otherwise still find its (position, epoch), cannot commit
+        rows computed from what it replaced."""
+        return self.epoch + 1 if self.end == self.start else self.epoch
+
 
 def parked_to_row(parked: ParkedEvent) -> tuple[Any, ...]:
     """A dead letter as the columns of the SQL stores' ``rm_dead_letters`` (text ids and an
@@ -176,7 +184,9 @@ class ReadModelStore(abc.ABC):
 
     def serving(self, subject: Projection | ReadModelKey) -> ReadModelKey | None:
         """The version of this projection that queries read (None before any is chosen)."""
-        key = self._prepared(subject)
+        key = key_of(subject)
+        # The bookkeeping tables only: a superseded version's own tables stay dropped.
+        self._prepared(ReadModelKey(key.name, 0))
         found = self._read_serving(key.name)
         if found is None:
             return None
@@ -184,15 +194,19 @@ class ReadModelStore(abc.ABC):
         return ReadModelKey(key.name, version, tables)
 
     def serve(self, subject: Projection | ReadModelKey) -> None:
-        """Make queries of this projection read this version, from now on (one write)."""
+        """Make queries of this projection read this version (the first version served)."""
         self._write_serving(self._prepared(subject))
 
-    def drop(self, subject: Projection | ReadModelKey) -> None:
-        """Remove this projection version: its tables, position, dead letters and pause, in
-        one transaction (a version no longer served)."""
-        key = self._prepared(subject)
-        self._drop(key)
-        self._ready.discard(key)
+    def switch(self, old: ReadModelKey, new: Projection | ReadModelKey) -> bool:
+        """Serve ``new`` in place of ``old`` and drop ``old`` (its tables, dead letters and
+        pause; its position goes back to 0 in a new epoch, so a batch of it still running
+        elsewhere cannot commit), in one transaction. False, and nothing done, if ``old`` is
+        no longer the version served (another runner switched first)."""
+        key = self._prepared(new)
+        switched = self._switch(old, key)
+        if switched:
+            self._ready.discard(old)
+        return switched
 
     def close(self) -> None:
         """Release connections (the store cannot be used afterwards)."""
@@ -266,6 +280,6 @@ class ReadModelStore(abc.ABC):
         """Serve ``key`` for its projection name (insert or replace)."""
 
     @abc.abstractmethod
-    def _drop(self, key: ReadModelKey) -> None:
-        """Drop the key's tables and delete its tracking, dead-letter and pause rows,
-        atomically."""
+    def _switch(self, old: ReadModelKey, new: ReadModelKey) -> bool:
+        """If ``old`` is served: serve ``new``, drop ``old``'s tables, delete its dead letters
+        and pause, reset its position in a new epoch; atomically. Whether it was."""
