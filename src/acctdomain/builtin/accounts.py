@@ -7,7 +7,6 @@ status, revenue (ARR by product line), renewal dates, engagement and open issues
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import singledispatchmethod
 from typing import Any, ClassVar
 
 from acctdomain.domain import events as ev
@@ -37,6 +36,9 @@ class AccountsProjection(Projection):
     version = 1
     event_types: ClassVar[tuple[type, ...]] = (ev.AccountEvent,)
     description = "One row per account: identity, manager, status, ARR, renewal, engagement."
+    # Rows are built fresh or changed through ``rows``, never kept nor shared between rows:
+    # the runner may keep them decoded from one batch to the next.
+    cache_rows: ClassVar[bool] = True
 
     def apply(self, event: Any, rows: Rows) -> None:
         key = event.originator_id.hex
@@ -83,84 +85,110 @@ class AccountsProjection(Projection):
             "revenue": [],
         }
 
-    @singledispatchmethod
-    def _update(self, event: Any, row: dict[str, Any]) -> None:
-        """Events that do not change the summary."""
-
-    @_update.register
-    def _(self, event: ev.ManagerReassigned, row: dict[str, Any]) -> None:
-        row["manager"], row["manager_type"] = event.manager, event.manager_type
-
-    def _contract(self, event: Any, row: dict[str, Any]) -> None:
-        row["lines"] = {line.product: line.arr for line in event.lines}
-        row["term_end"] = event.term_end
-        row["renewal_due_on"] = None
-        row["status"] = "active"
-        row["churned_at"] = None
-
-    @_update.register
-    def _(self, event: ev.ContractStarted, row: dict[str, Any]) -> None:
-        self._contract(event, row)
-
-    @_update.register
-    def _(self, event: ev.Renewed, row: dict[str, Any]) -> None:
-        self._contract(event, row)
-
-    @_update.register
-    def _(self, event: ev.Reactivated, row: dict[str, Any]) -> None:
-        self._contract(event, row)
-
-    @_update.register
-    def _(self, event: ev.RenewalDue, row: dict[str, Any]) -> None:
-        row["renewal_due_on"] = event.due_on
-
-    @_update.register
-    def _(self, event: ev.Churned, row: dict[str, Any]) -> None:
-        row.update(lines={}, renewal_due_on=None, status="churned", churned_at=event.effective_at)
-
-    @_update.register
-    def _(self, event: ev.Upsold, row: dict[str, Any]) -> None:
-        self._change_line(row, event.product, lambda arr: arr + event.added_arr)
-
-    @_update.register
-    def _(self, event: ev.CrossSold, row: dict[str, Any]) -> None:
-        self._change_line(row, event.product, lambda _: event.arr)
-
-    @_update.register
-    def _(self, event: ev.Downgraded, row: dict[str, Any]) -> None:
-        self._change_line(row, event.product, lambda arr: arr - event.reduced_by)
-
     @staticmethod
-    def _change_line(row: dict[str, Any], product: str, change: Callable[[Money], Money]) -> None:
-        lines: dict[str, Money] = row["lines"]
-        arr = change(lines.get(product, Money.zero(row["currency"])))
-        if arr.amount > 0:
-            lines[product] = arr
-        else:
-            lines.pop(product, None)
+    def _update(event: Any, row: dict[str, Any]) -> None:
+        """Change the summary as ``event`` says (most events do not change it)."""
+        cls = type(event)
+        try:
+            update = _RESOLVED[cls]
+        except KeyError:
+            update = _RESOLVED[cls] = _resolve(cls)
+        if update is not None:
+            update(event, row)
 
-    @_update.register
-    def _(self, event: ev.ContactLogged, row: dict[str, Any]) -> None:
-        row["contact_count"] += 1
-        last = row["last_contact_at"]
-        row["last_contact_at"] = (
-            event.effective_at if last is None else max(last, event.effective_at)
-        )
 
-    @_update.register
-    def _(self, event: ev.IssueRaised, row: dict[str, Any]) -> None:
-        row["open_issues"] = [*row["open_issues"], event.issue_id]
+# --- what each event changes in the summary ---------------------------------------------------
 
-    @_update.register
-    def _(self, event: ev.IssueResolved, row: dict[str, Any]) -> None:
-        row["open_issues"] = [i for i in row["open_issues"] if i != event.issue_id]
 
-    @_update.register
-    def _(self, event: ev.FeedbackRecorded, row: dict[str, Any]) -> None:
-        if isinstance(event.score, NpsScore):
-            latest = row["latest_nps_at"]
-            if latest is None or event.effective_at >= latest:
-                row["latest_nps"], row["latest_nps_at"] = event.score.value, event.effective_at
+def _manager_reassigned(event: ev.ManagerReassigned, row: dict[str, Any]) -> None:
+    row["manager"], row["manager_type"] = event.manager, event.manager_type
+
+
+def _contract(event: Any, row: dict[str, Any]) -> None:
+    row["lines"] = {line.product: line.arr for line in event.lines}
+    row["term_end"] = event.term_end
+    row["renewal_due_on"] = None
+    row["status"] = "active"
+    row["churned_at"] = None
+
+
+def _renewal_due(event: ev.RenewalDue, row: dict[str, Any]) -> None:
+    row["renewal_due_on"] = event.due_on
+
+
+def _churned(event: ev.Churned, row: dict[str, Any]) -> None:
+    row.update(lines={}, renewal_due_on=None, status="churned", churned_at=event.effective_at)
+
+
+def _upsold(event: ev.Upsold, row: dict[str, Any]) -> None:
+    _change_line(row, event.product, lambda arr: arr + event.added_arr)
+
+
+def _cross_sold(event: ev.CrossSold, row: dict[str, Any]) -> None:
+    _change_line(row, event.product, lambda _: event.arr)
+
+
+def _downgraded(event: ev.Downgraded, row: dict[str, Any]) -> None:
+    _change_line(row, event.product, lambda arr: arr - event.reduced_by)
+
+
+def _change_line(row: dict[str, Any], product: str, change: Callable[[Money], Money]) -> None:
+    lines: dict[str, Money] = row["lines"]
+    arr = change(lines.get(product, Money.zero(row["currency"])))
+    if arr.amount > 0:
+        lines[product] = arr
+    else:
+        lines.pop(product, None)
+
+
+def _contact_logged(event: ev.ContactLogged, row: dict[str, Any]) -> None:
+    row["contact_count"] += 1
+    last = row["last_contact_at"]
+    row["last_contact_at"] = event.effective_at if last is None else max(last, event.effective_at)
+
+
+def _issue_raised(event: ev.IssueRaised, row: dict[str, Any]) -> None:
+    row["open_issues"] = [*row["open_issues"], event.issue_id]
+
+
+def _issue_resolved(event: ev.IssueResolved, row: dict[str, Any]) -> None:
+    row["open_issues"] = [i for i in row["open_issues"] if i != event.issue_id]
+
+
+def _feedback_recorded(event: ev.FeedbackRecorded, row: dict[str, Any]) -> None:
+    if isinstance(event.score, NpsScore):
+        latest = row["latest_nps_at"]
+        if latest is None or event.effective_at >= latest:
+            row["latest_nps"], row["latest_nps_at"] = event.score.value, event.effective_at
+
+
+_Update = Callable[[Any, dict[str, Any]], None]
+
+# By event class; a subclass is handled as its nearest registered base (other events: no change).
+_UPDATES: dict[type, _Update] = {
+    ev.ManagerReassigned: _manager_reassigned,
+    ev.ContractStarted: _contract,
+    ev.Renewed: _contract,
+    ev.Reactivated: _contract,
+    ev.RenewalDue: _renewal_due,
+    ev.Churned: _churned,
+    ev.Upsold: _upsold,
+    ev.CrossSold: _cross_sold,
+    ev.Downgraded: _downgraded,
+    ev.ContactLogged: _contact_logged,
+    ev.IssueRaised: _issue_raised,
+    ev.IssueResolved: _issue_resolved,
+    ev.FeedbackRecorded: _feedback_recorded,
+}
+_RESOLVED: dict[type, _Update | None] = {}
+
+
+def _resolve(cls: type) -> _Update | None:
+    for base in cls.__mro__:
+        update = _UPDATES.get(base)
+        if update is not None:
+            return update
+    return None
 
 
 @hookimpl

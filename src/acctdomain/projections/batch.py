@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from itertools import islice
 from typing import Any, NoReturn, Protocol
 from uuid import UUID
 
@@ -13,7 +14,7 @@ from acctdomain.projections.codec import RowCodec
 from acctdomain.projections.keys import ReadModelKey, table_name
 from acctdomain.projections.status import ParkedEvent
 
-__all__ = ["Batch", "Changes", "RowSource", "ShareBatch", "StoreReader"]
+__all__ = ["Batch", "Changes", "RowCache", "RowSource", "ShareBatch", "StoreReader"]
 
 
 class RowSource(Protocol):
@@ -60,6 +61,53 @@ class StoreReader:
             yield key, self._codec.loads(text)
 
 
+class RowCache:
+    """Decoded rows of one projection version, kept from one of its batches to the next within
+    a run, so a row that many batches touch is read and decoded once.
+
+    It holds what the batches committed: the rows they put (or deleted), as the objects they
+    put, and rows known to be absent. It only serves a batch that starts where the last one it
+    absorbed ended (:meth:`Batch.use_cache`); a batch that fails must :meth:`clear` it (its
+    projection may have changed the rows it handed out). At most ``limit`` rows per table
+    (those written longest ago go first): memory follows the number of rows, not of events.
+    """
+
+    def __init__(self, limit: int = 100_000) -> None:
+        if limit < 1:
+            raise InvalidValue("limit", f"expected an integer >= 1, got {limit!r}")
+        self.limit = limit
+        self.end: int | None = None
+        """The position of the last batch absorbed (None: nothing to serve)."""
+        self._tables: dict[str, dict[str, dict[str, Any] | None]] = {}
+
+    def __len__(self) -> int:
+        return sum(len(rows) for rows in self._tables.values())
+
+    def clear(self) -> None:
+        """Forget every row."""
+        self._tables.clear()
+        self.end = None
+
+    def table(self, table: str) -> dict[str, dict[str, Any] | None]:
+        """The cached rows of ``table``: key -> row, None for a known absence."""
+        try:
+            return self._tables[table]
+        except KeyError:
+            rows: dict[str, dict[str, Any] | None] = {}
+            self._tables[table] = rows
+            return rows
+
+    def absorb(self, batch: Batch) -> None:
+        """Take the rows of ``batch``, just committed."""
+        batch.give_rows(self)
+        self.end = batch.end
+        for rows in self._tables.values():
+            excess = len(rows) - self.limit
+            if excess > 0:
+                for key in list(islice(rows, excess)):
+                    del rows[key]
+
+
 class Batch:
     """The ``Rows`` a projection writes during one batch.
 
@@ -88,6 +136,42 @@ class Batch:
         self._unpark_account: UUID | None = None
         # Rows put since the last check_rows(), when watching.
         self._recent: set[tuple[str, str]] | None = None
+        # Per table, the rows of a RowCache (see use_cache), the keys whose row it lent, and
+        # those read from the store.
+        self._cached: dict[str, dict[str, dict[str, Any] | None]] | None = None
+        self._lent: dict[str, set[str]] = {}
+        self._fetched: dict[str, set[str]] = {}
+
+    def use_cache(self, cache: RowCache) -> None:
+        """Read rows from ``cache`` before the store: it must hold what was committed up to
+        this batch's start; if it ended elsewhere (another runner committed meanwhile), it is
+        emptied first. Call before any read; :meth:`RowCache.absorb` after the commit."""
+        if cache.end != self.start:
+            cache.clear()
+        self._cached = {table: cache.table(table) for table in self.key.tables}
+        self._lent = {table: set() for table in self.key.tables}
+        self._fetched = {table: set() for table in self.key.tables}
+
+    def held(self) -> int:
+        """How many rows the batch holds (read or written)."""
+        return sum(len(rows) for rows in self._rows.values())
+
+    def give_rows(self, cache: RowCache) -> None:
+        """Leave the committed rows in ``cache``: those put or deleted that were read (rows only
+        ever written, a log say, are not read again); a row lent by the cache and not put
+        back leaves it (the projection may have changed it without putting it)."""
+        for table, keys in self._dirty.items():
+            cached, rows = cache.table(table), self._rows[table]
+            lent, fetched = self._lent.get(table, set()), self._fetched.get(table, set())
+            for key in keys:
+                if key in lent or key in fetched or key in cached:
+                    cached.pop(key, None)  # to the end: the oldest rows leave a full cache first
+                    cached[key] = rows[key]
+        for table, keys in self._lent.items():
+            cached, dirty = cache.table(table), self._dirty[table]
+            for key in keys:
+                if key not in dirty:
+                    cached.pop(key, None)
 
     def get(self, table: str, key: str) -> dict[str, Any] | None:
         """The row under ``key`` as this batch sees it, or None."""
@@ -95,9 +179,24 @@ class Batch:
         try:
             return rows[key]
         except KeyError:
-            text = self._source.fetch(self._sql_tables[table], _check_key(key))
-            row = rows[key] = None if text is None else self._codec.loads(text)
-            return row
+            pass
+        if self._cached is not None:
+            cached = self._cached[table]
+            if key in cached:
+                row = rows[key] = cached[key]
+                if row is not None:
+                    self._lent[table].add(key)
+                return row
+        text = self._source.fetch(self._sql_tables[table], _check_key(key))
+        if text is None:
+            rows[key] = None
+            if self._cached is not None:
+                self._cached[table][key] = None
+            return None
+        row = rows[key] = self._codec.loads(text)
+        if self._cached is not None:
+            self._fetched[table].add(key)
+        return row
 
     def put(self, table: str, key: str, value: dict[str, Any]) -> None:
         """Insert or replace the row under ``key``."""

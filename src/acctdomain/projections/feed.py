@@ -66,19 +66,29 @@ class Decoder:
     def decode(
         self, notifications: Sequence[Notification], wanted: Callable[[type], bool]
     ) -> list[Decoded]:
-        """The notifications whose class is unknown, or ``wanted``, decoded."""
-        decoded = []
+        """The notifications whose class is unknown, or ``wanted``, decoded (``wanted`` is
+        asked once per class)."""
+        decoded: list[Decoded] = []
+        append = decoded.append
+        to_domain_event = self._mapper.to_domain_event
+        topics: dict[str, tuple[type | None, bool]] = {}  # topic -> (class, wanted)
         for notification in notifications:
-            cls = self._resolve(notification.topic)
+            topic = notification.topic
+            try:
+                cls, want = topics[topic]
+            except KeyError:
+                cls = self._resolve(topic)
+                want = cls is not None and wanted(cls)
+                topics[topic] = cls, want
             if cls is None:
-                decoded.append(Decoded(notification.id, unknown=True))
-            elif wanted(cls):
+                append(Decoded(notification.id, unknown=True))
+            elif want:
                 try:
-                    event = self._mapper.to_domain_event(notification)
+                    event = to_domain_event(notification)
                 except Exception as error:
-                    decoded.append(Decoded(notification.id, cls=cls, error=error))
+                    append(Decoded(notification.id, cls=cls, error=error))
                 else:
-                    decoded.append(Decoded(notification.id, event, cls))
+                    append(Decoded(notification.id, event, cls))
         return decoded
 
     def _resolve(self, topic: str) -> type | None:

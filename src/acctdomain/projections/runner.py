@@ -37,7 +37,7 @@ from acctdomain.plugins.types import (
     Stop,
     check_failure_policy,
 )
-from acctdomain.projections.batch import Batch
+from acctdomain.projections.batch import Batch, RowCache
 from acctdomain.projections.factory import read_model_store_for
 from acctdomain.projections.feed import Decoded, Decoder, fetch_after, lowest, may_want
 from acctdomain.projections.keys import ReadModelKey, check_table_prefixes
@@ -125,6 +125,14 @@ class ProjectionRunner:
     store beside the events, see :func:`read_model_store_for`). Not thread-safe: one runner
     per thread; several processes may each run one (a commit that lost a race is discarded).
 
+    ``batch_size`` bounds the notifications of one batch (one transaction per projection),
+    by default 500; ``rebuild_batch_size`` while rebuilding, by default ``batch_size`` if
+    given, else 50,000 (fewer, larger transactions: a row that many events change is decoded
+    and written once per batch); such a batch also ends once a projection holds
+    ``rebuild_rows`` rows (None: no bound), as a row may grow with its account's history.
+    Either way notifications are read and decoded ``batch_size`` at a time: memory follows a
+    page and the rows a batch holds (kept decoded from one batch to the next, up to
+    ``rebuild_rows``, for projections that declare ``cache_rows``).
     ``on_failure`` overrides the failure policy of projections by name; ``sleep`` is what a
     ``Retry`` waits with (tests pass one that does not sleep).
     """
@@ -135,12 +143,21 @@ class ProjectionRunner:
         projections: Iterable[Projection],
         *,
         store: ReadModelStore | None = None,
-        batch_size: int = 500,
+        batch_size: int | None = None,
+        rebuild_batch_size: int | None = None,
+        rebuild_rows: int | None = 1_000,
         on_failure: Mapping[str, FailurePolicy] | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise InvalidValue("batch_size", f"expected an integer >= 1, got {batch_size!r}")
+        for label, size in (
+            ("batch_size", batch_size),
+            ("rebuild_batch_size", rebuild_batch_size),
+            ("rebuild_rows", rebuild_rows),
+        ):
+            if size is not None and (
+                isinstance(size, bool) or not isinstance(size, int) or size < 1
+            ):
+                raise InvalidValue(label, f"expected an integer >= 1, got {size!r}")
         if not callable(sleep):
             raise InvalidValue("sleep", f"expected a callable, got {sleep!r}")
         if on_failure is not None and not isinstance(on_failure, Mapping):
@@ -158,7 +175,9 @@ class ProjectionRunner:
         self._service = service
         self._owns_store = store is None
         self.store = store if store is not None else read_model_store_for(service)
-        self._batch_size = batch_size
+        self._batch_size = batch_size or 500
+        self._rebuild_batch_size = rebuild_batch_size or batch_size or 50_000
+        self._rebuild_rows = rebuild_rows
         self._sleep = sleep
         self._decoder = Decoder(service)
         self._progress = {name: _Progress() for name in self._projections}
@@ -196,18 +215,22 @@ class ProjectionRunner:
         """Override the failure policy of ``name`` in this runner."""
         self._policies[self._get(name).name] = check_failure_policy("on_failure", policy)
 
-    def catch_up(self) -> int:
+    def catch_up(self, *, cancel: Cancel | None = None) -> int:
         """Apply every event recorded after each running projection's position; returns the
-        number of notifications read.
+        number of notifications read. ``cancel`` is checked between batches (a follower
+        stopping); each committed batch stays, and a later catch-up goes on from there.
 
         A projection whose ``version`` differs from the one queries read (its code was
         upgraded) is built beside the old version, in tables of its own, while queries go on
         reading the old one; once it has caught up with the events recorded when this call
         began, it is served instead (one write) and the old version's tables are dropped.
         """
+        cancelled = _cancel_check(cancel)
         head = self._service.recorder.max_notification_id() or 0
-        read = self._run(list(self._projections.values()))
-        self._take_over(self._projections.values(), head)
+        current = [p for p in self._projections.values() if not self._superseded(p)]
+        read = self._run(current, cancel=cancelled)
+        if not cancelled():
+            self._take_over(current, head)
         return read
 
     def rebuild(
@@ -241,6 +264,12 @@ class ProjectionRunner:
             if self.store.is_paused(projection):
                 raise InvalidValue(
                     "projection", f"{projection.name!r} is paused: resume it before rebuilding"
+                )
+            if self._superseded(projection):
+                raise InvalidValue(
+                    "projection",
+                    f"{projection.name!r} v{projection.version} is superseded by the version "
+                    "served: upgrade this code before rebuilding",
                 )
 
         def report(done: int, total: int) -> None:
@@ -288,10 +317,14 @@ class ProjectionRunner:
         statuses = []
         for name, projection in self._projections.items():
             progress = self._progress[name]
-            position = self.store.position(projection)
+            superseded = self._superseded(projection)
+            # A superseded version's tables were dropped: reading its position would make them.
+            position = 0 if superseded else self.store.position(projection)
             state: State = "running"
             if progress.rebuilding:
                 state = "rebuilding"
+            elif superseded:
+                state = "superseded"
             elif self.store.is_paused(projection):
                 state = "paused"
             elif progress.failed:
@@ -307,7 +340,7 @@ class ProjectionRunner:
                     state=state,
                     last_error=progress.failure,
                     unknown_events=progress.unknown,
-                    dead_letters=self.store.dead_letter_count(projection),
+                    dead_letters=0 if superseded else self.store.dead_letter_count(projection),
                     on_failure=self._policies[name],
                     serving_version=self._served(projection).version,
                 )
@@ -322,33 +355,40 @@ class ProjectionRunner:
     # --- versions ------------------------------------------------------------------------------
 
     def _served(self, projection: Projection) -> ReadModelKey:
-        """The version queries read; the first time a projection is seen, its own."""
+        """The version queries read: the one recorded as served, else this code's own."""
+        return self.store.serving(projection) or ReadModelKey.of(projection)
+
+    def _superseded(self, projection: Projection) -> bool:
+        """Whether a newer version than this code's is served (an old process in a rolling
+        upgrade): building this one would be wasted, it would never be served."""
         served = self.store.serving(projection)
-        if served is None:
-            key = ReadModelKey.of(projection)
-            self.store.serve(key)
-            return key
-        return served
+        return served is not None and served.version > projection.version
 
     def _take_over(self, projections: Iterable[Projection], head: int) -> None:
-        """Serve each projection's own version once it has caught up with ``head``, then drop
-        the version it replaces."""
+        """Serve each projection's own version once it is complete up to ``head`` (caught up,
+        running, no dead letters), if it is newer than the served one; the first version of
+        a projection is served from the start."""
         for projection in projections:
-            served = self._served(projection)
-            if served.version == projection.version:
+            served = self.store.serving(projection)
+            if served is None:
+                self.store.serve(projection)
                 continue
-            if self._progress[projection.name].failed or self.store.is_paused(projection):
+            if served.version >= projection.version:
                 continue
-            if self.store.position(projection) < head:
+            if (
+                self._progress[projection.name].failed
+                or self.store.is_paused(projection)
+                or self.store.dead_letter_count(projection)
+                or self.store.position(projection) < head
+            ):
                 continue
-            self.store.serve(projection)
-            log.info(
-                "projection %s: version %s now served in place of %s (dropped)",
-                projection.name,
-                projection.version,
-                served.version,
-            )
-            self.store.drop(served)
+            if self.store.switch(served, projection):
+                log.info(
+                    "projection %s: version %s served in place of %s, which was dropped",
+                    projection.name,
+                    projection.version,
+                    served.version,
+                )
 
     # --- dead letters --------------------------------------------------------------------------
 
@@ -428,7 +468,140 @@ class ProjectionRunner:
         positions = {
             p.name: self.store.position(p) for p in projections if not self._progress[p.name].failed
         }
+        # Rows that a projection's batches commit stay decoded for its next batch in this run
+        # (projections that declare ``cache_rows``: they neither keep rows nor share objects
+        # between rows, so the rows they were handed are the committed ones).
+        caches = {
+            p.name: RowCache(limit=self._rebuild_rows or 100_000)
+            for p in projections
+            if getattr(p, "cache_rows", False) is True
+        }
         read = 0
+
+        def reread(projection: Projection, after: int, upto: int) -> Callable[[], Iterator[_Entry]]:
+            """The notifications after ``after`` up to ``upto``, read again and decoded for
+            ``projection`` alone, a page at a time (each call reads them again)."""
+
+            def entries() -> Iterator[_Entry]:
+                position = after
+                while position < upto:
+                    notifications = fetch_after(self._service, position, self._batch_size, upto)
+                    if not notifications:
+                        return
+                    decoded = self._decoder.decode(
+                        notifications, lambda cls: may_want(projection, cls)
+                    )
+                    by_id = {notification.id: notification for notification in notifications}
+                    for entry in decoded:
+                        yield entry, by_id[entry.position]
+                    position = notifications[-1].id
+
+            return entries
+
+        def run_span(
+            group: list[Projection], start: int, span: int, rows: int | None
+        ) -> tuple[dict[str, _Done | Exception], int] | None:
+            """Apply up to ``span`` notifications after ``start`` to every projection of
+            ``group``, in one transaction each: read and decoded once, a page at a time,
+            each page applied to every open batch in turn (memory follows a page and the
+            rows, not the span), until a projection holds ``rows`` rows. Each projection's
+            outcome, and the last notification read; None if there is none after ``start``."""
+            page = min(self._batch_size, span)
+            wanted = _wanted_by(group)
+            reached, taken = start, 0
+
+            def pages() -> Iterator[tuple[list[_Entry], int]]:
+                nonlocal reached, taken, read
+                while taken < span and (stop is None or reached < stop):
+                    if taken and cancel is not None and cancel():
+                        return
+                    notifications = fetch_after(
+                        self._service, reached, min(page, span - taken), stop
+                    )
+                    if not notifications:
+                        return
+                    taken += len(notifications)
+                    read += len(notifications)
+                    decoded = self._decoder.decode(notifications, wanted)
+                    by_id = {notification.id: notification for notification in notifications}
+                    reached = notifications[-1].id
+                    yield [(entry, by_id[entry.position]) for entry in decoded], reached
+
+            feed = pages()
+            first = next(feed, None)
+            if first is None:
+                return None
+            reported = start
+
+            def every_page() -> Iterator[tuple[list[_Entry], int]]:
+                assert first is not None
+                yield first
+                yield from feed
+
+            failure: list[Exception] = []  # of reading, or of report or cancel
+
+            def drive(appliers: list[Callable[[list[_Entry]], int]]) -> int:
+                nonlocal reported
+                live = list(appliers)
+                stream = every_page()
+                while True:
+                    try:
+                        entries, end = next(stream, (None, 0))
+                    except Exception as error:  # the batches keep the pages applied so far
+                        failure.append(error)
+                        break
+                    if entries is None:
+                        break
+                    held = 0
+                    for apply in list(live):
+                        try:
+                            held = max(held, apply(entries))
+                        except Exception:  # its batch is discarded when the span ends
+                            live.remove(apply)
+                    if report is not None:
+                        try:
+                            report(end)
+                        except Exception as error:
+                            failure.append(error)
+                            break
+                        reported = end
+                    if not live or (rows is not None and held >= rows):
+                        break
+                return reached
+
+            outcomes: dict[str, _Done | Exception] = {}
+
+            def nest(index: int, appliers: list[Callable[[list[_Entry]], int]]) -> int:
+                # Open the batch of group[index], the later ones inside it, then drive the
+                # pages through all of them: each commits (or is discarded) on the way out.
+                if index == len(group):
+                    return drive(appliers)
+                projection = group[index]
+                joined = False
+
+                def join(apply: Callable[[list[_Entry]], int]) -> int:
+                    nonlocal joined
+                    joined = True
+                    return nest(index + 1, [*appliers, apply])
+
+                job = _Job("catch_up", start, start, partial(iter, ()))
+                try:
+                    outcomes[projection.name] = self._attempt(
+                        projection, job, {}, False, caches.get(projection.name), join
+                    )
+                except Exception as error:
+                    outcomes[projection.name] = error
+                if not joined:  # it failed before taking a page: the others go on
+                    nest(index + 1, appliers)
+                return reached
+
+            nest(0, [])
+            if failure:  # each batch committed what it applied (or was discarded)
+                raise failure[0]
+            if report is not None and reported != reached:
+                report(reached)
+            return outcomes, reached
+
         while positions:
             if cancel is not None and cancel():
                 break
@@ -441,35 +614,51 @@ class ProjectionRunner:
                     running.append(name)
             if not running:
                 continue
-            notifications: Sequence[Notification] = ()
-            if stop is None or start < stop:
-                notifications = fetch_after(self._service, start, self._batch_size, stop)
-            if not notifications:
+            group = [self._projections[name] for name in running]
+            rebuilding = all(self._progress[name].rebuilding for name in running)
+            span = self._rebuild_batch_size if rebuilding else self._batch_size
+            ran = run_span(group, start, span, self._rebuild_rows if rebuilding else None)
+            if ran is None:  # nothing after the position: the group is up to date
                 for name in running:
                     del positions[name]
                 continue
-            read += len(notifications)
-            group = [self._projections[name] for name in running]
-            decoded = self._decoder.decode(notifications, _wanted_by(group))
-            by_id = {notification.id: notification for notification in notifications}
-            entries = [(entry, by_id[entry.position]) for entry in decoded]
-            end = notifications[-1].id
+            outcomes, reached = ran
+            unexpected: Exception | None = None
             for projection in group:
-                done = self._process(
-                    projection, _Job("catch_up", start, end, partial(iter, entries))
-                )
+                outcome = outcomes[projection.name]
+                done: _Done | None
+                if isinstance(outcome, _Done):
+                    done = outcome
+                elif isinstance(outcome, PositionConflict):
+                    # Another runner (another process) committed this batch first.
+                    done = _Done(self.store.position(projection))
+                elif isinstance(outcome, _EventFailed):
+                    # Its failure policy decides, over the same span read again for it alone.
+                    job = _Job("catch_up", start, reached, reread(projection, start, reached))
+                    done = self._process(projection, job, caches.get(projection.name), outcome)
+                else:
+                    unexpected = unexpected or outcome
+                    continue
                 if done is None:
                     del positions[projection.name]
                 else:
                     positions[projection.name] = done.end
-            if report is not None:
-                report(end)
+            if unexpected is not None:
+                raise unexpected
         return read
 
-    def _process(self, projection: Projection, job: _Job) -> _Done | None:
+    def _process(
+        self,
+        projection: Projection,
+        job: _Job,
+        cache: RowCache | None = None,
+        failure: _EventFailed | None = None,
+    ) -> _Done | None:
         """Apply ``job`` under the projection's failure policy: what was done, or None if the
         projection stopped. A catch_up job that lost a race goes on from the winner's
-        position; other jobs raise PositionConflict (their caller starts them again)."""
+        position; other jobs raise PositionConflict (their caller starts them again). A
+        ``cache`` (catch_up jobs only) serves the rows the previous batches committed;
+        ``failure``: how a first attempt at the job already failed."""
         name = projection.name
         policy = self._policies[name]
         parked: dict[int, str] = {}  # failing events, with their errors
@@ -477,7 +666,10 @@ class ProjectionRunner:
         locate = False
         while True:
             try:
-                return self._attempt(projection, job, parked, locate)
+                if failure is not None:
+                    failed_before, failure = failure, None
+                    raise failed_before
+                return self._attempt(projection, job, parked, locate, cache)
             except PositionConflict:
                 if job.mode != "catch_up":
                     raise
@@ -524,55 +716,109 @@ class ProjectionRunner:
                 attempt = 0
 
     def _attempt(
-        self, projection: Projection, job: _Job, parked: Mapping[int, str], locate: bool
+        self,
+        projection: Projection,
+        job: _Job,
+        parked: Mapping[int, str],
+        locate: bool,
+        cache: RowCache | None = None,
+        feed: Callable[[Callable[[list[_Entry]], int]], int] | None = None,
     ) -> _Done:
         """Apply ``job`` once, in one transaction, parking the events in ``parked`` and every
-        later one of their accounts (and of accounts that have dead letters already)."""
+        later one of their accounts (and of accounts that have dead letters already). With a
+        ``cache``, rows are read from it first and the committed ones left in it; a failed
+        attempt empties it.
+
+        With ``feed`` (catch_up jobs), the events come from the caller a page at a time
+        instead of from ``job.entries``: ``feed(apply)`` calls ``apply(page)`` for each page
+        in order (``apply`` returns how many rows the batch holds, or raises what applying
+        raises; after that, it must not be called again) and returns the position the batch
+        ends at. If a page failed, the batch is
+        discarded and this raises its error once ``feed`` returns."""
         unknown = 0
         replayed: list[int] = []
         failed: list[ParkedEvent] = []
-        with self.store.batch(projection, share=job.share) as batch:
-            if batch.start != job.start:
-                raise PositionConflict(f"{projection.name} is at {batch.start}, not {job.start}")
-            if locate:
-                batch.watch()
-            blocked = self.store.blocked_accounts(projection) if job.mode == "catch_up" else set()
-            if job.account is not None:
-                batch.unpark_account(job.account)
-            for entry, notification in job.entries():
-                position = entry.position
-                if position in parked:  # (checked first: wants() may be what failed)
-                    if job.mode == "replay":
-                        again = attrs.evolve(job.letters[position], error=parked[position])
-                        batch.park(again)
-                        failed.append(again)
-                        break  # the account's later letters wait behind it
-                    batch.park(self._parked(projection, notification, parked[position]))
-                    blocked.add(_account_of(notification))
-                    continue
-                if entry.unknown or not self._wants(projection, entry):
-                    unknown += entry.unknown
-                    if job.mode == "replay":  # nothing to apply: the letter is done
-                        batch.unpark(position)
-                        replayed.append(position)
-                    continue
-                if job.mode != "replay" and blocked:
-                    account = _account_of(notification)
-                    if account in blocked:  # behind a dead letter of its account
-                        batch.park(self._parked(projection, notification, None))
-                        continue
-                self._apply_one(projection, entry, batch, locate)
-                if job.mode == "replay":
-                    batch.unpark(position)
-                    replayed.append(position)
-            batch.advance(job.end)
-            try:
-                batch.changes()  # an unencodable row is the projection's failure
-            except Exception as error:
-                raise _EventFailed(None, error) from error
+        end = job.end
+        try:
+            with self.store.batch(projection, share=job.share) as batch:
+                if cache is not None:
+                    batch.use_cache(cache)
+                if batch.start != job.start:
+                    raise PositionConflict(
+                        f"{projection.name} is at {batch.start}, not {job.start}"
+                    )
+                if locate:
+                    batch.watch()
+                blocked = (
+                    self.store.blocked_accounts(projection) if job.mode == "catch_up" else set()
+                )
+                if job.account is not None:
+                    batch.unpark_account(job.account)
+                errors: list[BaseException] = []
+                stopped = [False]  # a replayed letter failed again: the rest wait behind it
+
+                def apply(entries: Iterable[_Entry]) -> None:
+                    nonlocal unknown
+                    try:
+                        for entry, notification in entries:
+                            position = entry.position
+                            if position in parked:  # (checked first: wants() may have failed)
+                                if job.mode == "replay":
+                                    again = attrs.evolve(
+                                        job.letters[position], error=parked[position]
+                                    )
+                                    batch.park(again)
+                                    failed.append(again)
+                                    stopped[0] = True
+                                    return
+                                batch.park(self._parked(projection, notification, parked[position]))
+                                blocked.add(_account_of(notification))
+                                continue
+                            if entry.unknown or not self._wants(projection, entry):
+                                unknown += entry.unknown
+                                if job.mode == "replay":  # nothing to apply: the letter is done
+                                    batch.unpark(position)
+                                    replayed.append(position)
+                                continue
+                            if job.mode != "replay" and blocked:
+                                account = _account_of(notification)
+                                if account in blocked:  # behind a dead letter of its account
+                                    batch.park(self._parked(projection, notification, None))
+                                    continue
+                            self._apply_one(projection, entry, batch, locate)
+                            if job.mode == "replay":
+                                batch.unpark(position)
+                                replayed.append(position)
+                    except BaseException as error:
+                        errors.append(error)
+                        raise
+
+                if feed is None:
+                    apply(job.entries())
+                else:
+
+                    def apply_page(entries: list[_Entry]) -> int:
+                        if not stopped[0]:
+                            apply(entries)
+                        return batch.held()
+
+                    end = feed(apply_page)
+                    if errors:
+                        raise errors[0]
+                batch.advance(end)
+                try:
+                    batch.changes()  # an unencodable row is the projection's failure
+                except Exception as error:
+                    raise _EventFailed(None, error) from error
+        except BaseException:
+            if cache is not None:
+                cache.clear()  # the projection may have changed rows it was lent
+            raise
+        if cache is not None:
+            cache.absorb(batch)
         if job.mode == "catch_up":
             self._progress[projection.name].unknown += unknown
-        return _Done(job.end, tuple(replayed), tuple(failed))
+        return _Done(end, tuple(replayed), tuple(failed))
 
     @staticmethod
     def _wants(projection: Projection, entry: Decoded) -> bool:
