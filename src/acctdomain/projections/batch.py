@@ -67,8 +67,10 @@ class RowCache:
 
     It holds what the batches committed: the rows they put (or deleted), as the objects they
     put, and rows known to be absent. It only serves a batch that starts where the last one it
-    absorbed ended (:meth:`Batch.use_cache`); a batch that fails must :meth:`clear` it (its
-    projection may have changed the rows it handed out). At most ``limit`` rows per table
+    absorbed ended, in the same epoch (:meth:`Batch.use_cache`: a reset, a replay of dead
+    letters or an account's rebuild by any runner bumps the epoch, as they write rows without
+    moving the position); a batch that fails must :meth:`clear` it (its projection may have
+    changed the rows it handed out). At most ``limit`` rows per table
     (those written longest ago go first): memory follows the number of rows, not of events.
     """
 
@@ -78,6 +80,8 @@ class RowCache:
         self.limit = limit
         self.end: int | None = None
         """The position of the last batch absorbed (None: nothing to serve)."""
+        self.epoch: int | None = None
+        """The tracking epoch of the last batch absorbed."""
         self._tables: dict[str, dict[str, dict[str, Any] | None]] = {}
 
     def __len__(self) -> int:
@@ -86,7 +90,7 @@ class RowCache:
     def clear(self) -> None:
         """Forget every row."""
         self._tables.clear()
-        self.end = None
+        self.end = self.epoch = None
 
     def table(self, table: str) -> dict[str, dict[str, Any] | None]:
         """The cached rows of ``table``: key -> row, None for a known absence."""
@@ -100,7 +104,7 @@ class RowCache:
     def absorb(self, batch: Batch) -> None:
         """Take the rows of ``batch``, just committed."""
         batch.give_rows(self)
-        self.end = batch.end
+        self.end, self.epoch = batch.end, batch.epoch
         for rows in self._tables.values():
             excess = len(rows) - self.limit
             if excess > 0:
@@ -141,13 +145,18 @@ class Batch:
         self._cached: dict[str, dict[str, dict[str, Any] | None]] | None = None
         self._lent: dict[str, set[str]] = {}
         self._fetched: dict[str, set[str]] = {}
+        self.epoch: int | None = None
+        """The tracking epoch the batch started in, when it uses a cache."""
 
-    def use_cache(self, cache: RowCache) -> None:
+    def use_cache(self, cache: RowCache, epoch: int) -> None:
         """Read rows from ``cache`` before the store: it must hold what was committed up to
-        this batch's start; if it ended elsewhere (another runner committed meanwhile), it is
-        emptied first. Call before any read; :meth:`RowCache.absorb` after the commit."""
-        if cache.end != self.start:
+        this batch's start, in tracking ``epoch`` (read after the batch began: if it moved
+        meanwhile, the commit fails anyway); if it ended elsewhere (another runner committed,
+        replayed or rebuilt rows meanwhile), it is emptied first. Call before any read;
+        :meth:`RowCache.absorb` after the commit."""
+        if cache.end != self.start or cache.epoch != epoch:
             cache.clear()
+        self.epoch = epoch
         self._cached = {table: cache.table(table) for table in self.key.tables}
         self._lent = {table: set() for table in self.key.tables}
         self._fetched = {table: set() for table in self.key.tables}

@@ -742,7 +742,8 @@ class ProjectionRunner:
         try:
             with self.store.batch(projection, share=job.share) as batch:
                 if cache is not None:
-                    batch.use_cache(cache)
+                    # (the epoch: ReadModelStore.batch does not hand it to the batch)
+                    batch.use_cache(cache, self.store._read_tracking(batch.key)[1])
                 if batch.start != job.start:
                     raise PositionConflict(
                         f"{projection.name} is at {batch.start}, not {job.start}"
