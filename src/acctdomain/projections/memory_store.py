@@ -117,7 +117,7 @@ class MemoryReadModelStore(ReadModelStore):
 
     def _write_serving(self, key: ReadModelKey) -> None:
         with self._lock:
-            self._serving[key.name] = (key.version, key.tables)
+            self._serving.setdefault(key.name, (key.version, key.tables))
 
     def _switch(self, old: ReadModelKey, new: ReadModelKey) -> bool:
         with self._lock:

@@ -284,8 +284,7 @@ class PostgresReadModelStore(ReadModelStore):
 
     def _write_serving(self, key: ReadModelKey) -> None:
         query = sql.SQL(
-            "INSERT INTO {} VALUES (%s, %s, %s) ON CONFLICT (projection) "
-            "DO UPDATE SET version = excluded.version, tables = excluded.tables"
+            "INSERT INTO {} VALUES (%s, %s, %s) ON CONFLICT (projection) DO NOTHING"
         ).format(_SERVING)
         with self._transaction() as cursor:
             cursor.execute(query, (key.name, key.version, ",".join(key.tables)))

@@ -227,10 +227,13 @@ class ProjectionRunner:
         """
         cancelled = _cancel_check(cancel)
         head = self._service.recorder.max_notification_id() or 0
-        current = [p for p in self._projections.values() if not self._superseded(p)]
+        # Read once per catch-up (a command with project_synchronously runs one each time);
+        # a switch by another runner meanwhile makes ours a no-op (compare-and-set).
+        served = self._serving(self._projections.values())
+        current = [p for p in self._projections.values() if not _superseded(p, served[p.name])]
         read = self._run(current, cancel=cancelled)
         if not cancelled():
-            self._take_over(current, head)
+            self._take_over(current, head, served)
         return read
 
     def rebuild(
@@ -265,7 +268,7 @@ class ProjectionRunner:
                 raise InvalidValue(
                     "projection", f"{projection.name!r} is paused: resume it before rebuilding"
                 )
-            if self._superseded(projection):
+            if _superseded(projection, self.store.serving(projection)):
                 raise InvalidValue(
                     "projection",
                     f"{projection.name!r} v{projection.version} is superseded by the version "
@@ -292,7 +295,7 @@ class ProjectionRunner:
             )
             if not cancelled():
                 read += self._run(selected, cancel=cancelled)
-                self._take_over(selected, total)
+                self._take_over(selected, total, self._serving(selected))
         finally:
             for projection in selected:
                 self._progress[projection.name].rebuilding = False
@@ -317,7 +320,8 @@ class ProjectionRunner:
         statuses = []
         for name, projection in self._projections.items():
             progress = self._progress[name]
-            superseded = self._superseded(projection)
+            served = self.store.serving(projection)
+            superseded = _superseded(projection, served)
             # A superseded version's tables were dropped: reading its position would make them.
             position = 0 if superseded else self.store.position(projection)
             state: State = "running"
@@ -342,7 +346,7 @@ class ProjectionRunner:
                     unknown_events=progress.unknown,
                     dead_letters=0 if superseded else self.store.dead_letter_count(projection),
                     on_failure=self._policies[name],
-                    serving_version=self._served(projection).version,
+                    serving_version=(served or ReadModelKey.of(projection)).version,
                 )
             )
         return statuses
@@ -358,22 +362,25 @@ class ProjectionRunner:
         """The version queries read: the one recorded as served, else this code's own."""
         return self.store.serving(projection) or ReadModelKey.of(projection)
 
-    def _superseded(self, projection: Projection) -> bool:
-        """Whether a newer version than this code's is served (an old process in a rolling
-        upgrade): building this one would be wasted, it would never be served."""
-        served = self.store.serving(projection)
-        return served is not None and served.version > projection.version
+    def _serving(self, projections: Iterable[Projection]) -> dict[str, ReadModelKey | None]:
+        """The served version of each projection (None where none is yet)."""
+        return {projection.name: self.store.serving(projection) for projection in projections}
 
-    def _take_over(self, projections: Iterable[Projection], head: int) -> None:
+    def _take_over(
+        self,
+        projections: Iterable[Projection],
+        head: int,
+        served: Mapping[str, ReadModelKey | None],
+    ) -> None:
         """Serve each projection's own version once it is complete up to ``head`` (caught up,
-        running, no dead letters), if it is newer than the served one; the first version of
-        a projection is served from the start."""
+        running, no dead letters), if it is newer than the one ``served``; the first version
+        of a projection is served from the start."""
         for projection in projections:
-            served = self.store.serving(projection)
-            if served is None:
+            old = served[projection.name]
+            if old is None:
                 self.store.serve(projection)
                 continue
-            if served.version >= projection.version:
+            if old.version >= projection.version:
                 continue
             if (
                 self._progress[projection.name].failed
@@ -382,12 +389,12 @@ class ProjectionRunner:
                 or self.store.position(projection) < head
             ):
                 continue
-            if self.store.switch(served, projection):
+            if self.store.switch(old, projection):
                 log.info(
                     "projection %s: version %s served in place of %s, which was dropped",
                     projection.name,
                     projection.version,
-                    served.version,
+                    old.version,
                 )
 
     # --- dead letters --------------------------------------------------------------------------
@@ -1055,3 +1062,9 @@ def _selection(account_id: object, position: object) -> LetterFilter:
         account_id=None if account_id is None else _check_account(account_id),
         position=position,
     )
+
+
+def _superseded(projection: Projection, served: ReadModelKey | None) -> bool:
+    """Whether a newer version than this code's is served (an old process in a rolling
+    upgrade): building this one would be wasted, it would never be served."""
+    return served is not None and served.version > projection.version

@@ -272,8 +272,7 @@ class SQLiteReadModelStore(ReadModelStore):
     def _write_serving(self, key: ReadModelKey) -> None:
         with self._transaction() as cursor:
             cursor.execute(
-                f"INSERT INTO {SERVING_TABLE} VALUES (?, ?, ?) ON CONFLICT (projection) "
-                "DO UPDATE SET version = excluded.version, tables = excluded.tables",
+                f"INSERT INTO {SERVING_TABLE} VALUES (?, ?, ?) ON CONFLICT (projection) DO NOTHING",
                 (key.name, key.version, ",".join(key.tables)),
             )
 

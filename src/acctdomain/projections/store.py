@@ -194,7 +194,8 @@ class ReadModelStore(abc.ABC):
         return ReadModelKey(key.name, version, tables)
 
     def serve(self, subject: Projection | ReadModelKey) -> None:
-        """Make queries of this projection read this version (the first version served)."""
+        """Serve this version if no version of the projection is served yet (the first one);
+        after that only :meth:`switch` changes it, so two runners cannot race it backwards."""
         self._write_serving(self._prepared(subject))
 
     def switch(self, old: ReadModelKey, new: Projection | ReadModelKey) -> bool:
@@ -277,7 +278,7 @@ class ReadModelStore(abc.ABC):
 
     @abc.abstractmethod
     def _write_serving(self, key: ReadModelKey) -> None:
-        """Serve ``key`` for its projection name (insert or replace)."""
+        """Serve ``key`` for its projection name unless one is served already."""
 
     @abc.abstractmethod
     def _switch(self, old: ReadModelKey, new: ReadModelKey) -> bool:
