@@ -96,6 +96,19 @@ def _counter(kinds: set[str]) -> Callable[[KpiContext], KpiValue]:
     return count
 
 
+# Counts of revenue events of one kind in the period: (name, title, kind, description).
+_COUNTERS = (
+    ("new_accounts", "New accounts", "started", "First contracts started in the period."),
+    ("churned_accounts", "Churned accounts", "churned", "Churns effective in the period."),
+    (
+        "reactivated_accounts",
+        "Reactivated accounts",
+        "reactivated",
+        "Churned accounts won back in the period.",
+    ),
+)
+
+
 @hookimpl(trylast=True)
 def acctdomain_register_kpis(register: Callable[[Kpi], None]) -> None:
     """Register the built-in account counts and ARR."""
@@ -119,33 +132,14 @@ def acctdomain_register_kpis(register: Callable[[Kpi], None]) -> None:
             description="Sum of the ARR of active accounts at the end of the period.",
         )
     )
-    register(
-        Kpi(
-            name="new_accounts",
-            title="New accounts",
-            unit="count",
-            compute=_counter({"started"}),
-            projections=("accounts",),
-            description="First contracts started in the period.",
+    for name, title, kind, description in _COUNTERS:
+        register(
+            Kpi(
+                name=name,
+                title=title,
+                unit="count",
+                compute=_counter({kind}),
+                projections=("accounts",),
+                description=description,
+            )
         )
-    )
-    register(
-        Kpi(
-            name="churned_accounts",
-            title="Churned accounts",
-            unit="count",
-            compute=_counter({"churned"}),
-            projections=("accounts",),
-            description="Churns effective in the period.",
-        )
-    )
-    register(
-        Kpi(
-            name="reactivated_accounts",
-            title="Reactivated accounts",
-            unit="count",
-            compute=_counter({"reactivated"}),
-            projections=("accounts",),
-            description="Churned accounts won back in the period.",
-        )
-    )
