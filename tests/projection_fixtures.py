@@ -171,6 +171,15 @@ class Ledger(Projection):
         rows.put("events", key, {"topic": type(event).__qualname__, "times": times + 1})
 
 
+class AccountLedger(Ledger):
+    """The ledger, with its rows kept apart by account (so it can be split in partitions)."""
+
+    name = "account_ledger"
+
+    def account_share(self, account_id: UUID) -> dict[str, str]:
+        return {"events": f"{account_id.hex}/"}
+
+
 class Boom(Exception):
     """A projection's bug."""
 

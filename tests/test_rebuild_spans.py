@@ -334,7 +334,7 @@ KEY = ReadModelKey("cached", 1, ("rows",))
 
 def commit(store: CountingSource, cache: RowCache, change: Any) -> Batch:
     with store.batch(KEY) as batch:
-        batch.use_cache(cache, store._read_tracking(KEY)[1])
+        batch.use_cache(cache, store.tracking(KEY).epoch)
         change(batch)
         batch.advance(batch.start + 1)
     cache.absorb(batch)

@@ -14,10 +14,10 @@ from acctdomain.projections.codec import RowCodec
 from acctdomain.projections.eventids import EVENT_NAMESPACE, event_id
 from acctdomain.projections.factory import read_model_store_for
 from acctdomain.projections.follow import FollowerCrash, StoreFollower
-from acctdomain.projections.keys import ReadModelKey, table_name
+from acctdomain.projections.keys import Partition, ReadModelKey, table_name
 from acctdomain.projections.memory_store import MemoryReadModelStore
 from acctdomain.projections.policies import PolicyRunner
-from acctdomain.projections.runner import Cancel, ProjectionRunner
+from acctdomain.projections.runner import Cancel, ProjectionRunner, keeps_accounts_apart
 from acctdomain.projections.sqlite_store import SQLiteReadModelStore
 from acctdomain.projections.status import (
     Failure,
@@ -30,11 +30,14 @@ from acctdomain.projections.status import (
 )
 from acctdomain.projections.store import (
     DEAD_LETTER_TABLE,
+    PARTITIONS_TABLE,
     PAUSED_TABLE,
     TRACKING_TABLE,
+    LayoutConflict,
     LetterFilter,
     PositionConflict,
     ReadModelStore,
+    Tracking,
 )
 
 
@@ -50,6 +53,7 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "DEAD_LETTER_TABLE",
     "EVENT_NAMESPACE",
+    "PARTITIONS_TABLE",
     "PAUSED_TABLE",
     "TRACKING_TABLE",
     "Batch",
@@ -59,10 +63,12 @@ __all__ = [
     "Failure",
     "FailurePolicy",
     "FollowerCrash",
+    "LayoutConflict",
     "LetterFilter",
     "MemoryReadModelStore",
     "ParkedEvent",
     "ParkedEventDetail",
+    "Partition",
     "PolicyRefusal",
     "PolicyRunner",
     "PositionConflict",
@@ -80,7 +86,9 @@ __all__ = [
     "Stop",
     "StoreFollower",
     "StoreReader",
+    "Tracking",
     "event_id",
+    "keeps_accounts_apart",
     "read_model_store_for",
     "table_name",
 ]

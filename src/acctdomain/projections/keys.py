@@ -6,13 +6,21 @@ import hashlib
 import re
 from collections.abc import Mapping
 from typing import Any
+from uuid import UUID
 
 import attrs
 
 from acctdomain.errors import InvalidValue
 from acctdomain.plugins.types import Projection, check_name
 
-__all__ = ["ReadModelKey", "check_sql_table", "check_table_prefixes", "key_of", "table_name"]
+__all__ = [
+    "Partition",
+    "ReadModelKey",
+    "check_sql_table",
+    "check_table_prefixes",
+    "key_of",
+    "table_name",
+]
 
 # PostgreSQL truncates longer identifiers silently, which could make two tables one.
 _MAX_IDENTIFIER = 63
@@ -23,14 +31,55 @@ def _check_version(instance: object, attribute: attrs.Attribute[int], value: obj
         raise InvalidValue("projection.version", f"expected an integer >= 0, got {value!r}")
 
 
+def _check_count(instance: object, attribute: attrs.Attribute[int], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidValue("partition.count", f"expected an integer >= 1, got {value!r}")
+
+
+@attrs.frozen
+class Partition:
+    """Part ``index`` of ``count`` of a projection's accounts: the accounts whose id, as an
+    integer, leaves ``index`` when divided by ``count`` (account ids are random, so the parts
+    are about equal). Workers of one projection in separate processes each take one part."""
+
+    index: int
+    count: int = attrs.field(validator=_check_count)
+
+    def __attrs_post_init__(self) -> None:
+        if isinstance(self.index, bool) or not isinstance(self.index, int):
+            raise InvalidValue("partition.index", f"expected an integer, got {self.index!r}")
+        if not 0 <= self.index < self.count:
+            raise InvalidValue(
+                "partition.index",
+                f"expected 0 <= index < {self.count}, got {self.index!r}",
+            )
+
+    @classmethod
+    def parse(cls, text: str) -> Partition:
+        """``"1/4"`` as ``Partition(1, 4)`` (InvalidValue if malformed)."""
+        found = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text) if isinstance(text, str) else None
+        if found is None:
+            raise InvalidValue("partition", f"expected INDEX/COUNT like 0/2, got {text!r}")
+        return cls(int(found[1]), int(found[2]))
+
+    def owns(self, account_id: UUID) -> bool:
+        """Whether the account's events are this part's."""
+        return account_id.int % self.count == self.index
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
 @attrs.frozen
 class ReadModelKey:
     """One tracked position: ``name`` and ``version`` of a projection with its ``tables``, or
-    a policy (``policy:<name>``, version 0, no tables)."""
+    a policy (``policy:<name>``, version 0, no tables). With a ``partition``, the position of
+    the workers of that part of the accounts: the tables are the whole projection's."""
 
     name: str
     version: int = attrs.field(validator=_check_version)
     tables: tuple[str, ...] = ()
+    partition: Partition | None = None
 
     def __attrs_post_init__(self) -> None:
         if not self.name:
@@ -40,6 +89,21 @@ class ReadModelKey:
             check_name("projection", self.name)
             for table in self.tables:
                 check_name("projection.table", table)
+
+    @property
+    def tracking_name(self) -> str:
+        """The name its position is tracked under: the projection's, or for a partition
+        ``<name>#<index>/<count>`` (``#`` never appears in a projection's name)."""
+        return self.name if self.partition is None else f"{self.name}#{self.partition}"
+
+    @property
+    def whole(self) -> ReadModelKey:
+        """The key of the whole projection version (without a partition)."""
+        return self if self.partition is None else attrs.evolve(self, partition=None)
+
+    def part(self, partition: Partition | None) -> ReadModelKey:
+        """The key of one partition of this projection version (None: the whole)."""
+        return attrs.evolve(self, partition=partition)
 
     @classmethod
     def of(cls, projection: Projection) -> ReadModelKey:

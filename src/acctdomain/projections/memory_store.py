@@ -11,8 +11,15 @@ import attrs
 from acctdomain.projections.batch import Changes
 from acctdomain.projections.codec import RowCodec
 from acctdomain.projections.keys import ReadModelKey, table_name
-from acctdomain.projections.status import ParkedEvent
-from acctdomain.projections.store import Claim, LetterFilter, PositionConflict, ReadModelStore
+from acctdomain.projections.status import Failure, ParkedEvent
+from acctdomain.projections.store import (
+    Claim,
+    LayoutConflict,
+    LetterFilter,
+    PositionConflict,
+    ReadModelStore,
+    Tracking,
+)
 
 __all__ = ["MemoryReadModelStore"]
 
@@ -23,9 +30,12 @@ class MemoryReadModelStore(ReadModelStore):
 
     def __init__(self, codec: RowCodec) -> None:
         super().__init__(codec)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._tables: dict[str, dict[str, str]] = {}
+        # By tracking name (a partition's has its own) and version.
         self._tracking: dict[tuple[str, int], tuple[int, int]] = {}
+        self._partitions: dict[tuple[str, int], int] = {}
+        self._failures: dict[tuple[str, int], Failure] = {}  # by tracking name, version
         self._letters: dict[tuple[str, int], dict[int, ParkedEvent]] = {}
         self._paused: set[tuple[str, int]] = set()
         self._serving: dict[str, tuple[int, tuple[str, ...]]] = {}
@@ -43,12 +53,68 @@ class MemoryReadModelStore(ReadModelStore):
             for table in key.tables:
                 self._tables.setdefault(table_name(key, table), {})
 
-    def _read_tracking(self, key: ReadModelKey) -> tuple[int, int]:
-        return self._tracking.get((key.name, key.version), (0, 0))
+    def _read_tracking(self, key: ReadModelKey) -> Tracking:
+        with self._lock:
+            position, epoch = self._tracking.get((key.tracking_name, key.version), (0, 0))
+            return Tracking(position, epoch, self._partitions.get((key.name, key.version), 1))
+
+    def _partition(self, key: ReadModelKey, count: int) -> None:
+        with self._lock:
+            current = self._partitions.get((key.name, key.version), 1)
+            if current == count:
+                return
+            if current != 1:
+                raise LayoutConflict(key.name, key.version, current, count)
+            position, epoch = self._tracking.get((key.name, key.version), (0, 0))
+            self._tracking[(key.name, key.version)] = (position, epoch + 1)
+            for name in self._partition_names(key, count):
+                kept = self._tracking.get((name, key.version), (0, 0))[1]
+                self._tracking[(name, key.version)] = (position, kept + 1)
+            self._partitions[(key.name, key.version)] = count
+
+    def _partition_names(self, key: ReadModelKey, count: int | None = None) -> list[str]:
+        """Tracking names of the key's partitions: of ``count`` parts, or every one known."""
+        if count is not None:
+            return [f"{key.name}#{index}/{count}" for index in range(count)]
+        return [n for n, v in self._tracking if v == key.version and n.startswith(f"{key.name}#")]
+
+    def _restart_tracking(self, key: ReadModelKey) -> None:
+        """Position 0 in a new epoch for the whole and every partition; run whole again,
+        without failures."""
+        for name in [key.name, *self._partition_names(key)]:
+            epoch = self._tracking.get((name, key.version), (0, 0))[1]
+            self._tracking[(name, key.version)] = (0, epoch + 1)
+        self._partitions.pop((key.name, key.version), None)
+        self._clear_failures(key)
+
+    def _failure_names(self, key: ReadModelKey) -> list[tuple[str, int]]:
+        if key.partition is not None:
+            return [(key.tracking_name, key.version)]
+        prefix = f"{key.name}#"
+        return [
+            (name, version)
+            for name, version in self._failures
+            if version == key.version and (name == key.name or name.startswith(prefix))
+        ]
+
+    def _read_failure(self, key: ReadModelKey) -> Failure | None:
+        with self._lock:
+            found = [self._failures[k] for k in self._failure_names(key) if k in self._failures]
+        return min(found, key=lambda failure: failure.position, default=None)
+
+    def _write_failure(self, key: ReadModelKey, failure: Failure) -> None:
+        with self._lock:
+            self._failures[(key.tracking_name, key.version)] = failure
+
+    def _clear_failures(self, key: ReadModelKey) -> None:
+        with self._lock:
+            for name in self._failure_names(key.whole):
+                del self._failures[name]
 
     def _commit(self, key: ReadModelKey, claim: Claim, changes: Changes) -> None:
         with self._lock:
-            if self._read_tracking(key) != (claim.start, claim.epoch):
+            tracked = self._read_tracking(key)
+            if (tracked.position, tracked.epoch) != (claim.start, claim.epoch):
                 raise PositionConflict(f"{key.name} v{key.version} moved from {claim.start}")
             for table, prefix in changes.clears.items():
                 rows = self._tables[table]
@@ -72,14 +138,13 @@ class MemoryReadModelStore(ReadModelStore):
                 letters[parked.position] = (
                     parked if kept is None else attrs.evolve(parked, parked_at=kept.parked_at)
                 )
-            self._tracking[(key.name, key.version)] = (claim.end, claim.next_epoch)
+            self._tracking[(key.tracking_name, key.version)] = (claim.end, claim.next_epoch)
 
     def _reset(self, key: ReadModelKey) -> None:
         with self._lock:
             for table in key.tables:
                 self._tables[table_name(key, table)] = {}
-            epoch = self._read_tracking(key)[1]
-            self._tracking[(key.name, key.version)] = (0, epoch + 1)
+            self._restart_tracking(key)
             self._letters.pop((key.name, key.version), None)
 
     def _select_letters(self, key: ReadModelKey, selection: LetterFilter) -> list[ParkedEvent]:
@@ -126,8 +191,7 @@ class MemoryReadModelStore(ReadModelStore):
             self._serving[new.name] = (new.version, new.tables)
             for table in old.tables:
                 self._tables.pop(table_name(old, table), None)
-            epoch = self._tracking.get((old.name, old.version), (0, 0))[1]
-            self._tracking[(old.name, old.version)] = (0, epoch + 1)
+            self._restart_tracking(old)
             self._letters.pop((old.name, old.version), None)
             self._paused.discard((old.name, old.version))
             return True

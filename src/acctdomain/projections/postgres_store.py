@@ -17,16 +17,20 @@ from acctdomain.application.stores import StoreSpec
 from acctdomain.projections.batch import Changes
 from acctdomain.projections.codec import RowCodec
 from acctdomain.projections.keys import ReadModelKey, table_name
-from acctdomain.projections.status import ParkedEvent
+from acctdomain.projections.status import Failure, ParkedEvent
 from acctdomain.projections.store import (
     DEAD_LETTER_TABLE,
+    FAILURES_TABLE,
+    PARTITIONS_TABLE,
     PAUSED_TABLE,
     SERVING_TABLE,
     TRACKING_TABLE,
     Claim,
+    LayoutConflict,
     LetterFilter,
     PositionConflict,
     ReadModelStore,
+    Tracking,
     parked_from_row,
     parked_to_row,
 )
@@ -38,6 +42,10 @@ _TRACKING = sql.Identifier(TRACKING_TABLE)
 _LETTERS = sql.Identifier(DEAD_LETTER_TABLE)
 _PAUSED = sql.Identifier(PAUSED_TABLE)
 _SERVING = sql.Identifier(SERVING_TABLE)
+_PARTITIONS = sql.Identifier(PARTITIONS_TABLE)
+_FAILURES = sql.Identifier(FAILURES_TABLE)
+# The rows of a projection version: the whole's, and its partitions' (``<name>#i/n``).
+_VERSION_OF = sql.SQL("version = %s AND (projection = %s OR left(projection, %s) = %s)")
 _LETTER_COLUMNS = sql.SQL(
     "projection, version, position, account_id, originator_version, topic, error, parked_at"
 )
@@ -133,6 +141,20 @@ class PostgresReadModelStore(ReadModelStore):
                     "version INTEGER NOT NULL, tables TEXT NOT NULL)"
                 ).format(_SERVING)
             )
+            cursor.execute(
+                sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {} (projection TEXT NOT NULL, "
+                    "version INTEGER NOT NULL, partitions INTEGER NOT NULL, "
+                    "PRIMARY KEY (projection, version))"
+                ).format(_PARTITIONS)
+            )
+            cursor.execute(
+                sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {} (projection TEXT NOT NULL, "
+                    "version INTEGER NOT NULL, position BIGINT NOT NULL, error TEXT NOT NULL, "
+                    "PRIMARY KEY (projection, version))"
+                ).format(_FAILURES)
+            )
             for table in key.tables:
                 cursor.execute(
                     sql.SQL(
@@ -141,13 +163,102 @@ class PostgresReadModelStore(ReadModelStore):
                     ).format(sql.Identifier(table_name(key, table)))
                 )
 
-    def _read_tracking(self, key: ReadModelKey) -> tuple[int, int]:
+    def _read_tracking(self, key: ReadModelKey) -> Tracking:
+        # One statement, so the position and the partitioning come from one snapshot.
         query = sql.SQL(
-            "SELECT position, epoch FROM {} WHERE projection = %s AND version = %s"
-        ).format(_TRACKING)
+            "SELECT t.position, t.epoch, (SELECT partitions FROM {1} WHERE {2}) "
+            "FROM (SELECT 1) AS one LEFT JOIN {0} AS t "
+            "ON t.projection = %s AND t.version = %s"
+        ).format(_TRACKING, _PARTITIONS, _KEY)
+        parameters = (key.name, key.version, key.tracking_name, key.version)
         with self._lock:
-            row = self._connection.execute(query, (key.name, key.version)).fetchone()
-        return (0, 0) if row is None else (int(row[0]), int(row[1]))
+            row = self._connection.execute(query, parameters, prepare=True).fetchone()
+        assert row is not None
+        position, epoch, partitions = row
+        return Tracking(int(position or 0), int(epoch or 0), int(partitions or 1))
+
+    def _partition(self, key: ReadModelKey, count: int) -> None:
+        with self._transaction() as cursor:
+            # The whole's tracking row, locked: a batch of the whole commits before us (and
+            # its position is the one the partitions start from) or fails after us.
+            cursor.execute(
+                sql.SQL("INSERT INTO {} VALUES (%s, %s, 0, 0) ON CONFLICT DO NOTHING").format(
+                    _TRACKING
+                ),
+                (key.name, key.version),
+            )
+            row = cursor.execute(
+                sql.SQL("SELECT position FROM {} WHERE {} FOR UPDATE").format(_TRACKING, _KEY),
+                (key.name, key.version),
+            ).fetchone()
+            assert row is not None
+            position = int(row[0])
+            found = cursor.execute(
+                sql.SQL("SELECT partitions FROM {} WHERE {}").format(_PARTITIONS, _KEY),
+                (key.name, key.version),
+            ).fetchone()
+            current = 1 if found is None else int(found[0])
+            if current == count:
+                return
+            if current != 1:
+                raise LayoutConflict(key.name, key.version, current, count)
+            names = [key.name] + [f"{key.name}#{index}/{count}" for index in range(count)]
+            cursor.executemany(
+                sql.SQL(
+                    "INSERT INTO {0} VALUES (%s, %s, %s, 1) ON CONFLICT (projection, version) "
+                    "DO UPDATE SET position = excluded.position, epoch = {0}.epoch + 1"
+                ).format(_TRACKING),
+                [(name, key.version, position) for name in names],
+            )
+            cursor.execute(
+                sql.SQL("INSERT INTO {} VALUES (%s, %s, %s)").format(_PARTITIONS),
+                (key.name, key.version, count),
+            )
+
+    def _restart_tracking(self, cursor: psycopg.Cursor[tuple[Any, ...]], key: ReadModelKey) -> None:
+        """Position 0 in a new epoch for the whole and every partition; run whole again,
+        without failures."""
+        cursor.execute(
+            sql.SQL("UPDATE {} SET position = 0, epoch = epoch + 1 WHERE {}").format(
+                _TRACKING, _VERSION_OF
+            ),
+            _version_of(key),
+        )
+        cursor.execute(
+            sql.SQL("DELETE FROM {} WHERE {}").format(_PARTITIONS, _KEY), (key.name, key.version)
+        )
+        cursor.execute(
+            sql.SQL("DELETE FROM {} WHERE {}").format(_FAILURES, _VERSION_OF), _version_of(key)
+        )
+
+    def _read_failure(self, key: ReadModelKey) -> Failure | None:
+        where: sql.Composable
+        parameters: tuple[Any, ...]
+        if key.partition is None:
+            where, parameters = _VERSION_OF, _version_of(key)
+        else:
+            where, parameters = _KEY, (key.tracking_name, key.version)
+        query = sql.SQL("SELECT position, error FROM {} WHERE {} ORDER BY position LIMIT 1")
+        with self._lock:
+            row = self._connection.execute(query.format(_FAILURES, where), parameters).fetchone()
+        return None if row is None else Failure(key.name, int(row[0]), str(row[1]))
+
+    def _write_failure(self, key: ReadModelKey, failure: Failure) -> None:
+        with self._transaction() as cursor:
+            cursor.execute(
+                sql.SQL(
+                    "INSERT INTO {} VALUES (%s, %s, %s, %s) ON CONFLICT (projection, version) "
+                    "DO UPDATE SET position = excluded.position, error = excluded.error"
+                ).format(_FAILURES),
+                (key.tracking_name, key.version, failure.position, failure.error),
+            )
+
+    def _clear_failures(self, key: ReadModelKey) -> None:
+        with self._transaction() as cursor:
+            cursor.execute(
+                sql.SQL("DELETE FROM {} WHERE {}").format(_FAILURES, _VERSION_OF),
+                _version_of(key),
+            )
 
     def _commit(self, key: ReadModelKey, claim: Claim, changes: Changes) -> None:
         with self._transaction() as cursor:
@@ -167,7 +278,7 @@ class PostgresReadModelStore(ReadModelStore):
                 "DO UPDATE SET position = excluded.position, epoch = excluded.epoch "
                 "WHERE {0}.position = %s AND {0}.epoch = %s"
             ).format(_TRACKING),
-            (key.name, key.version, claim.end, claim.next_epoch, claim.start, claim.epoch),
+            (key.tracking_name, key.version, claim.end, claim.next_epoch, claim.start, claim.epoch),
         )
         if cursor.rowcount != 1:
             raise PositionConflict(f"{key.name} v{key.version} moved from {claim.start}")
@@ -267,12 +378,12 @@ class PostgresReadModelStore(ReadModelStore):
                 sql.SQL("DELETE FROM {} WHERE {}").format(_LETTERS, _KEY), (key.name, key.version)
             )
             cursor.execute(
-                sql.SQL(
-                    "INSERT INTO {0} VALUES (%s, %s, 0, 1) ON CONFLICT (projection, version) "
-                    "DO UPDATE SET position = 0, epoch = {0}.epoch + 1"
-                ).format(_TRACKING),
+                sql.SQL("INSERT INTO {} VALUES (%s, %s, 0, 0) ON CONFLICT DO NOTHING").format(
+                    _TRACKING
+                ),
                 (key.name, key.version),
             )
+            self._restart_tracking(cursor, key)
 
     def _read_serving(self, name: str) -> tuple[int, tuple[str, ...]] | None:
         query = sql.SQL("SELECT version, tables FROM {} WHERE projection = %s").format(_SERVING)
@@ -309,12 +420,7 @@ class PostgresReadModelStore(ReadModelStore):
                     sql.SQL("DELETE FROM {} WHERE {}").format(bookkeeping, _KEY),
                     (old.name, old.version),
                 )
-            cursor.execute(
-                sql.SQL("UPDATE {} SET position = 0, epoch = epoch + 1 WHERE {}").format(
-                    _TRACKING, _KEY
-                ),
-                (old.name, old.version),
-            )
+            self._restart_tracking(cursor, old)
         return True
 
     def _ddl_lock_key(self) -> int:
@@ -323,6 +429,11 @@ class PostgresReadModelStore(ReadModelStore):
             digest_size=8,
         ).digest()
         return int.from_bytes(digest, "big", signed=True)
+
+
+def _version_of(key: ReadModelKey) -> tuple[Any, ...]:
+    prefix = f"{key.name}#"
+    return (key.version, key.name, len(prefix), prefix)
 
 
 def _letter_filter(key: ReadModelKey, selection: LetterFilter) -> tuple[sql.Composable, list[Any]]:

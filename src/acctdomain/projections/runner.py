@@ -40,7 +40,7 @@ from acctdomain.plugins.types import (
 from acctdomain.projections.batch import Batch, RowCache
 from acctdomain.projections.factory import read_model_store_for
 from acctdomain.projections.feed import Decoded, Decoder, fetch_after, lowest, may_want
-from acctdomain.projections.keys import ReadModelKey, check_table_prefixes
+from acctdomain.projections.keys import Partition, ReadModelKey, check_table_prefixes
 from acctdomain.projections.status import (
     Failure,
     ParkedEvent,
@@ -49,12 +49,17 @@ from acctdomain.projections.status import (
     ReplayResult,
     State,
 )
-from acctdomain.projections.store import LetterFilter, PositionConflict, ReadModelStore
+from acctdomain.projections.store import (
+    LayoutConflict,
+    LetterFilter,
+    PositionConflict,
+    ReadModelStore,
+)
 
 if TYPE_CHECKING:
     from acctdomain.application.service import AccountService
 
-__all__ = ["Cancel", "ProjectionRunner"]
+__all__ = ["Cancel", "ProjectionRunner", "keeps_accounts_apart"]
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +72,7 @@ _Entry = tuple[Decoded, Notification]
 
 @attrs.define
 class _Progress:
-    failed: bool = False
+    # (whether a projection is stopped is in the store, for every process to see)
     failure: Failure | None = None
     unknown: int = 0
     rebuilding: bool = False
@@ -135,6 +140,18 @@ class ProjectionRunner:
     ``rebuild_rows``, for projections that declare ``cache_rows``).
     ``on_failure`` overrides the failure policy of projections by name; ``sleep`` is what a
     ``Retry`` waits with (tests pass one that does not sleep).
+
+    With a ``partition`` (a worker of a scale-out), the runner applies only the events of the
+    accounts of that part, and tracks its own position: several processes, one per part,
+    run the projections together, each event applied once, by the worker of its account.
+    Every projection must keep its rows apart by account (declare
+    :meth:`Projection.account_share`). The first catch-up splits the projection version
+    into ``partition.count`` parts, starting each at the position it had (see
+    :meth:`ReadModelStore.partition`); from then on runners without a partition leave it to
+    the workers (their status still shows it: the lowest of the parts' positions). Such a
+    worker does not rebuild a whole projection (a runner without partition does, and the
+    projection runs whole again: the workers fail with :class:`LayoutConflict` until
+    resumed); it rebuilds shares and replays dead letters of its own accounts only.
     """
 
     def __init__(
@@ -148,6 +165,7 @@ class ProjectionRunner:
         rebuild_rows: int | None = 1_000,
         on_failure: Mapping[str, FailurePolicy] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        partition: Partition | None = None,
     ) -> None:
         for label, size in (
             ("batch_size", batch_size),
@@ -162,12 +180,22 @@ class ProjectionRunner:
             raise InvalidValue("sleep", f"expected a callable, got {sleep!r}")
         if on_failure is not None and not isinstance(on_failure, Mapping):
             raise InvalidValue("on_failure", f"expected a mapping of names, got {on_failure!r}")
+        if partition is not None and not isinstance(partition, Partition):
+            raise InvalidValue("partition", f"expected a Partition or None, got {partition!r}")
+        self.partition = partition
+        """The part of the accounts this runner applies events of (None: all)."""
         self._projections: dict[str, Projection] = {}
         self._policies: dict[str, FailurePolicy] = {}
         for projection in projections:
             name = ReadModelKey.of(projection).name
             if name in self._projections:
                 raise InvalidValue("projection.name", f"two projections are named {name!r}")
+            if partition is not None and not keeps_accounts_apart(projection):
+                raise InvalidValue(
+                    "partition",
+                    f"projection {name!r} does not declare its account share "
+                    "(account_share): it cannot be split by account",
+                )
             self._projections[name] = projection
             self._policies[name] = _declared_policy(name, projection)
         for name, policy in (on_failure or {}).items():
@@ -227,6 +255,7 @@ class ProjectionRunner:
         """
         cancelled = _cancel_check(cancel)
         head = self._service.recorder.max_notification_id() or 0
+        self._split_projections()
         # Read once per catch-up (a command with project_synchronously runs one each time);
         # a switch by another runner meanwhile makes ours a no-op (compare-and-set).
         served = self._serving(self._projections.values())
@@ -235,6 +264,46 @@ class ProjectionRunner:
         if not cancelled():
             self._take_over(current, head, served)
         return read
+
+    def _key(self, projection: Projection) -> ReadModelKey:
+        """The key this runner tracks the projection's position under."""
+        return ReadModelKey.of(projection).part(self.partition)
+
+    def _split_projections(self) -> None:
+        """A worker splits each of its projections into its partitions, unless it is split
+        already: at its first catch-up, and after a whole rebuild made it whole (the workers
+        take it over from where the rebuild got to). Split another way, the projection
+        stops with LayoutConflict."""
+        if self.partition is None:
+            return
+        for name, projection in self._projections.items():
+            key = self._key(projection)
+            tracked = self.store.tracking(key)
+            if tracked.partitions == self.partition.count or self.store.failure(key):
+                continue
+            if _superseded(projection, self.store.serving(projection)):
+                continue
+            try:
+                self.store.partition(key)
+            except LayoutConflict as error:
+                self._fail(name, tracked.position, error)
+
+    def _owns(self, account: UUID) -> bool:
+        return self.partition is None or self.partition.owns(account)
+
+    def _mine(self, notifications: Sequence[Notification]) -> Sequence[Notification]:
+        """The notifications of this runner's accounts."""
+        if self.partition is None:
+            return notifications
+        index, count = self.partition.index, self.partition.count
+        return [n for n in notifications if _account_of(n).int % count == index]
+
+    def _check_owned(self, account: UUID) -> None:
+        if not self._owns(account):
+            raise InvalidValue(
+                "account_id",
+                f"account {account} is not in partition {self.partition} of this runner",
+            )
 
     def rebuild(
         self,
@@ -263,6 +332,12 @@ class ProjectionRunner:
         cancelled = _cancel_check(cancel)
         if progress is not None and not callable(progress):
             raise InvalidValue("progress", f"expected a callable, got {progress!r}")
+        if self.partition is not None and account_id is None:
+            raise InvalidValue(
+                "partition",
+                f"a worker of partition {self.partition} rebuilds one account's share only: "
+                "stop the workers and rebuild whole with a runner without partition",
+            )
         for projection in selected:
             if self.store.is_paused(projection):
                 raise InvalidValue(
@@ -281,6 +356,7 @@ class ProjectionRunner:
 
         if account_id is not None:
             account = _check_account(account_id)
+            self._check_owned(account)
             shares = {p.name: self._share_of(p, account) for p in selected}
             return self._rebuild_shares(selected, account, shares, report, cancelled)
         for projection in selected:
@@ -307,11 +383,12 @@ class ProjectionRunner:
         self.store.set_paused(self._get(name), True)
 
     def resume(self, name: str) -> None:
-        """Run ``name`` again (after a pause, or a failure once its cause is fixed); its last
-        failure stays in the status for the record."""
+        """Run ``name`` again (after a pause, or a failure once its cause is fixed), in every
+        process (and every partition); its last failure stays in this runner's status for
+        the record."""
         projection = self._get(name)
         self.store.set_paused(projection, False)
-        self._progress[projection.name].failed = False
+        self.store.clear_failures(projection)
 
     def status(self) -> list[ProjectionStatus]:
         """Where every projection is, in registration order."""
@@ -323,7 +400,9 @@ class ProjectionRunner:
             served = self.store.serving(projection)
             superseded = _superseded(projection, served)
             # A superseded version's tables were dropped: reading its position would make them.
-            position = 0 if superseded else self.store.position(projection)
+            position = 0 if superseded else self.store.position(self._key(projection))
+            partitions = 1 if superseded else self.store.tracking(projection).partitions
+            stopped = None if superseded else self.store.failure(self._key(projection))
             state: State = "running"
             if progress.rebuilding:
                 state = "rebuilding"
@@ -331,7 +410,7 @@ class ProjectionRunner:
                 state = "superseded"
             elif self.store.is_paused(projection):
                 state = "paused"
-            elif progress.failed:
+            elif stopped is not None:
                 state = "failed"
             statuses.append(
                 ProjectionStatus(
@@ -342,11 +421,13 @@ class ProjectionRunner:
                     lag=max(head - position, 0),
                     lag_seconds=self._lag_seconds(position, head, times),
                     state=state,
-                    last_error=progress.failure,
+                    last_error=stopped or progress.failure,
                     unknown_events=progress.unknown,
                     dead_letters=0 if superseded else self.store.dead_letter_count(projection),
                     on_failure=self._policies[name],
                     serving_version=(served or ReadModelKey.of(projection)).version,
+                    partitions=partitions,
+                    partition=None if self.partition is None else str(self.partition),
                 )
             )
         return statuses
@@ -383,7 +464,7 @@ class ProjectionRunner:
             if old.version >= projection.version:
                 continue
             if (
-                self._progress[projection.name].failed
+                self.store.failure(projection) is not None
                 or self.store.is_paused(projection)
                 or self.store.dead_letter_count(projection)
                 or self.store.position(projection) < head
@@ -427,7 +508,13 @@ class ProjectionRunner:
         again is kept with its new error, and it and the later ones of its account stay."""
         projection = self._get(name)
         selection = _selection(account_id, position)
+        if selection.account_id is not None:
+            self._check_owned(selection.account_id)
         letters = self.store.dead_letters(projection, selection)
+        if position is not None and letters:
+            self._check_owned(letters[0].account_id)
+        # A worker replays its own accounts' letters; the other workers, theirs.
+        letters = [parked for parked in letters if self._owns(parked.account_id)]
         if position is not None:
             if not letters:
                 raise InvalidValue("position", f"{name!r} has no dead letter at {position}")
@@ -453,8 +540,22 @@ class ProjectionRunner:
     ) -> int:
         """Delete dead letters of ``name`` without applying them (every one, one account's, or
         the one at ``position``); returns how many. An account whose dead letters are all gone
-        has its later events applied again."""
-        return self.store.purge(self._get(name), _selection(account_id, position))
+        has its later events applied again. A worker of a partition purges its own accounts'
+        only."""
+        projection = self._get(name)
+        selection = _selection(account_id, position)
+        if self.partition is None:
+            return self.store.purge(projection, selection)
+        if selection.account_id is not None:
+            self._check_owned(selection.account_id)
+        letters = self.store.dead_letters(projection, selection)
+        purged = 0
+        if position is not None and letters:
+            self._check_owned(letters[0].account_id)
+        for account in dict.fromkeys(parked.account_id for parked in letters):
+            if self._owns(account):
+                purged += self.store.purge(projection, attrs.evolve(selection, account_id=account))
+        return purged
 
     # --- the loop ------------------------------------------------------------------------------
 
@@ -472,9 +573,15 @@ class ProjectionRunner:
         report: Callable[[int], None] | None = None,
         cancel: Callable[[], bool] | None = None,
     ) -> int:
-        positions = {
-            p.name: self.store.position(p) for p in projections if not self._progress[p.name].failed
-        }
+        positions: dict[str, int] = {}
+        for p in projections:
+            if self.store.failure(self._key(p)) is not None:
+                continue
+            tracked = self.store.tracking(self._key(p))
+            if tracked.partitions == (1 if self.partition is None else self.partition.count):
+                positions[p.name] = tracked.position
+            # else: split into partitions, whose workers run it (or, for a worker, made
+            # whole again by a rebuild since it split it: it splits it again next time)
         # Rows that a projection's batches commit stay decoded for its next batch in this run
         # (projections that declare ``cache_rows``: they neither keep rows nor share objects
         # between rows, so the rows they were handed are the committed ones).
@@ -496,7 +603,7 @@ class ProjectionRunner:
                     if not notifications:
                         return
                     decoded = self._decoder.decode(
-                        notifications, lambda cls: may_want(projection, cls)
+                        self._mine(notifications), lambda cls: may_want(projection, cls)
                     )
                     by_id = {notification.id: notification for notification in notifications}
                     for entry in decoded:
@@ -529,7 +636,7 @@ class ProjectionRunner:
                         return
                     taken += len(notifications)
                     read += len(notifications)
-                    decoded = self._decoder.decode(notifications, wanted)
+                    decoded = self._decoder.decode(self._mine(notifications), wanted)
                     by_id = {notification.id: notification for notification in notifications}
                     reached = notifications[-1].id
                     yield [(entry, by_id[entry.position]) for entry in decoded], reached
@@ -638,7 +745,10 @@ class ProjectionRunner:
                     done = outcome
                 elif isinstance(outcome, PositionConflict):
                     # Another runner (another process) committed this batch first.
-                    done = _Done(self.store.position(projection))
+                    done = _Done(self.store.position(self._key(projection)))
+                elif isinstance(outcome, LayoutConflict):
+                    # Split (or made whole) by another runner since the positions were read.
+                    done = None
                 elif isinstance(outcome, _EventFailed):
                     # Its failure policy decides, over the same span read again for it alone.
                     job = _Job("catch_up", start, reached, reread(projection, start, reached))
@@ -681,7 +791,7 @@ class ProjectionRunner:
                 if job.mode != "catch_up":
                     raise
                 # Another runner (another process) committed this batch first.
-                return _Done(self.store.position(projection))
+                return _Done(self.store.position(self._key(projection)))
             except _EventFailed as failed:
                 self._progress[name].failure = Failure(
                     name, failed.position or job.end, repr(failed.error)
@@ -747,10 +857,10 @@ class ProjectionRunner:
         failed: list[ParkedEvent] = []
         end = job.end
         try:
-            with self.store.batch(projection, share=job.share) as batch:
+            with self.store.batch(self._key(projection), share=job.share) as batch:
                 if cache is not None:
                     # (the epoch: ReadModelStore.batch does not hand it to the batch)
-                    batch.use_cache(cache, self.store._read_tracking(batch.key)[1])
+                    batch.use_cache(cache, self.store.tracking(batch.key).epoch)
                 if batch.start != job.start:
                     raise PositionConflict(
                         f"{projection.name} is at {batch.start}, not {job.start}"
@@ -871,9 +981,10 @@ class ProjectionRunner:
             error,
             exc_info=error,
         )
-        progress = self._progress[name]
-        progress.failed = True
-        progress.failure = Failure(name, position, repr(error))
+        failure = Failure(name, position, repr(error))
+        self._progress[name].failure = failure
+        # Recorded in the store: every process sees it stopped, until a resume or a rebuild.
+        self.store.set_failure(self._key(self._projections[name]), failure)
 
     # --- rebuilding one account's share, replaying dead letters ---------------------------------
 
@@ -901,7 +1012,7 @@ class ProjectionRunner:
             progress.rebuilding = True
             try:
                 while True:
-                    position = self.store.position(projection)
+                    position = self.store.position(self._key(projection))
                     report(0, position)
                     events = self._account_events(
                         projection, account, position, read, report, cancelled
@@ -961,7 +1072,7 @@ class ProjectionRunner:
         while True:
             letters = self.store.dead_letters(projection, selection)
             if not letters:
-                return _Done(self.store.position(projection))
+                return _Done(self.store.position(self._key(projection)))
             notifications: list[Notification] = []
             missing = None  # a letter whose event is gone: the account's replay stops there
             for parked in letters:
@@ -972,7 +1083,7 @@ class ProjectionRunner:
                 notifications.append(notification)
             decoded = self._decoder.decode(notifications, lambda cls: True)
             entries = list(zip(decoded, notifications, strict=True))
-            position = self.store.position(projection)
+            position = self.store.position(self._key(projection))
             job = _Job(
                 "replay",
                 position,
@@ -1021,6 +1132,13 @@ class ProjectionRunner:
                 if isinstance(timestamp, datetime):
                     times[position] = timestamp
         return times[position]
+
+
+def keeps_accounts_apart(projection: Projection) -> bool:
+    """Whether the projection says where each account's rows are (it overrides
+    :meth:`Projection.account_share`), so that workers of different accounts never write
+    the same row."""
+    return getattr(type(projection), "account_share", None) is not Projection.account_share
 
 
 def _declared_policy(name: str, projection: Projection) -> FailurePolicy:

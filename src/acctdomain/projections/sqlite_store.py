@@ -13,16 +13,20 @@ from acctdomain.application.stores import SQLITE_LOCK_TIMEOUT
 from acctdomain.projections.batch import Changes
 from acctdomain.projections.codec import RowCodec
 from acctdomain.projections.keys import ReadModelKey, check_sql_table, table_name
-from acctdomain.projections.status import ParkedEvent
+from acctdomain.projections.status import Failure, ParkedEvent
 from acctdomain.projections.store import (
     DEAD_LETTER_TABLE,
+    FAILURES_TABLE,
+    PARTITIONS_TABLE,
     PAUSED_TABLE,
     SERVING_TABLE,
     TRACKING_TABLE,
     Claim,
+    LayoutConflict,
     LetterFilter,
     PositionConflict,
     ReadModelStore,
+    Tracking,
     parked_from_row,
     parked_to_row,
 )
@@ -126,20 +130,101 @@ class SQLiteReadModelStore(ReadModelStore):
                 f"CREATE TABLE IF NOT EXISTS {SERVING_TABLE} (projection TEXT PRIMARY KEY, "
                 "version INTEGER NOT NULL, tables TEXT NOT NULL)"
             )
+            cursor.execute(
+                f"CREATE TABLE IF NOT EXISTS {PARTITIONS_TABLE} (projection TEXT NOT NULL, "
+                "version INTEGER NOT NULL, partitions INTEGER NOT NULL, "
+                "PRIMARY KEY (projection, version))"
+            )
+            cursor.execute(
+                f"CREATE TABLE IF NOT EXISTS {FAILURES_TABLE} (projection TEXT NOT NULL, "
+                "version INTEGER NOT NULL, position BIGINT NOT NULL, error TEXT NOT NULL, "
+                "PRIMARY KEY (projection, version))"
+            )
             for table in key.tables:
                 cursor.execute(
                     f'CREATE TABLE IF NOT EXISTS "{table_name(key, table)}" '
                     "(key TEXT PRIMARY KEY, value TEXT NOT NULL)"
                 )
 
-    def _read_tracking(self, key: ReadModelKey) -> tuple[int, int]:
+    def _read_tracking(self, key: ReadModelKey) -> Tracking:
+        # One statement, so the position and the partitioning come from one snapshot.
         with self._lock:
             row = self._connection.execute(
-                f"SELECT position, epoch FROM {TRACKING_TABLE} "
-                "WHERE projection = ? AND version = ?",
+                f"SELECT (SELECT position FROM {TRACKING_TABLE} WHERE projection = ? "
+                f"AND version = ?), (SELECT epoch FROM {TRACKING_TABLE} WHERE projection = ? "
+                f"AND version = ?), (SELECT partitions FROM {PARTITIONS_TABLE} "
+                "WHERE projection = ? AND version = ?)",
+                (key.tracking_name, key.version) * 2 + (key.name, key.version),
+            ).fetchone()
+        position, epoch, partitions = row
+        return Tracking(int(position or 0), int(epoch or 0), int(partitions or 1))
+
+    def _partition(self, key: ReadModelKey, count: int) -> None:
+        with self._transaction() as cursor:
+            row = cursor.execute(
+                f"SELECT partitions FROM {PARTITIONS_TABLE} WHERE projection = ? AND version = ?",
                 (key.name, key.version),
             ).fetchone()
-        return (0, 0) if row is None else (int(row[0]), int(row[1]))
+            current = 1 if row is None else int(row[0])
+            if current == count:
+                return
+            if current != 1:
+                raise LayoutConflict(key.name, key.version, current, count)
+            row = cursor.execute(
+                f"SELECT position FROM {TRACKING_TABLE} WHERE projection = ? AND version = ?",
+                (key.name, key.version),
+            ).fetchone()
+            position = 0 if row is None else int(row[0])
+            names = [key.name] + [f"{key.name}#{index}/{count}" for index in range(count)]
+            cursor.executemany(
+                f"INSERT INTO {TRACKING_TABLE} VALUES (?, ?, ?, 1) "
+                "ON CONFLICT (projection, version) DO UPDATE SET position = excluded.position, "
+                f"epoch = {TRACKING_TABLE}.epoch + 1",
+                [(name, key.version, position) for name in names],
+            )
+            cursor.execute(
+                f"INSERT INTO {PARTITIONS_TABLE} VALUES (?, ?, ?)",
+                (key.name, key.version, count),
+            )
+
+    def _restart_tracking(self, cursor: sqlite3.Cursor, key: ReadModelKey) -> None:
+        """Position 0 in a new epoch for the whole and every partition; run whole again,
+        without failures."""
+        cursor.execute(
+            f"UPDATE {TRACKING_TABLE} SET position = 0, epoch = epoch + 1 WHERE {_VERSION_OF}",
+            _version_of(key),
+        )
+        cursor.execute(
+            f"DELETE FROM {PARTITIONS_TABLE} WHERE projection = ? AND version = ?",
+            (key.name, key.version),
+        )
+        cursor.execute(f"DELETE FROM {FAILURES_TABLE} WHERE {_VERSION_OF}", _version_of(key))
+
+    def _read_failure(self, key: ReadModelKey) -> Failure | None:
+        if key.partition is None:
+            where, parameters = _VERSION_OF, _version_of(key)
+        else:
+            where, parameters = "projection = ? AND version = ?", (key.tracking_name, key.version)
+        with self._lock:
+            row = self._connection.execute(
+                f"SELECT position, error FROM {FAILURES_TABLE} WHERE {where} "
+                "ORDER BY position LIMIT 1",
+                parameters,
+            ).fetchone()
+        return None if row is None else Failure(key.name, int(row[0]), str(row[1]))
+
+    def _write_failure(self, key: ReadModelKey, failure: Failure) -> None:
+        with self._transaction() as cursor:
+            cursor.execute(
+                f"INSERT INTO {FAILURES_TABLE} VALUES (?, ?, ?, ?) ON CONFLICT "
+                "(projection, version) DO UPDATE SET position = excluded.position, "
+                "error = excluded.error",
+                (key.tracking_name, key.version, failure.position, failure.error),
+            )
+
+    def _clear_failures(self, key: ReadModelKey) -> None:
+        with self._transaction() as cursor:
+            cursor.execute(f"DELETE FROM {FAILURES_TABLE} WHERE {_VERSION_OF}", _version_of(key))
 
     def _commit(self, key: ReadModelKey, claim: Claim, changes: Changes) -> None:
         with self._transaction() as cursor:
@@ -155,7 +240,7 @@ class SQLiteReadModelStore(ReadModelStore):
             "ON CONFLICT (projection, version) DO UPDATE SET position = excluded.position, "
             f"epoch = excluded.epoch WHERE {TRACKING_TABLE}.position = ? "
             f"AND {TRACKING_TABLE}.epoch = ?",
-            (key.name, key.version, claim.end, claim.next_epoch, claim.start, claim.epoch),
+            (key.tracking_name, key.version, claim.end, claim.next_epoch, claim.start, claim.epoch),
         )
         if cursor.rowcount != 1:
             raise PositionConflict(f"{key.name} v{key.version} moved from {claim.start}")
@@ -256,11 +341,10 @@ class SQLiteReadModelStore(ReadModelStore):
                 (key.name, key.version),
             )
             cursor.execute(
-                f"INSERT INTO {TRACKING_TABLE} VALUES (?, ?, 0, 1) "
-                "ON CONFLICT (projection, version) DO UPDATE SET position = 0, "
-                f"epoch = {TRACKING_TABLE}.epoch + 1",
+                f"INSERT INTO {TRACKING_TABLE} VALUES (?, ?, 0, 0) ON CONFLICT DO NOTHING",
                 (key.name, key.version),
             )
+            self._restart_tracking(cursor, key)
 
     def _read_serving(self, name: str) -> tuple[int, tuple[str, ...]] | None:
         with self._lock:
@@ -289,11 +373,17 @@ class SQLiteReadModelStore(ReadModelStore):
                 cursor.execute(f'DROP TABLE IF EXISTS "{table_name(old, table)}"')
             for bookkeeping in (DEAD_LETTER_TABLE, PAUSED_TABLE):
                 cursor.execute(f"DELETE FROM {bookkeeping} WHERE {where}", (old.name, old.version))
-            cursor.execute(
-                f"UPDATE {TRACKING_TABLE} SET position = 0, epoch = epoch + 1 WHERE {where}",
-                (old.name, old.version),
-            )
+            self._restart_tracking(cursor, old)
         return True
+
+
+# The rows of a projection version: the whole's, and its partitions' (``<name>#i/n``).
+_VERSION_OF = "version = ? AND (projection = ? OR substr(projection, 1, ?) = ?)"
+
+
+def _version_of(key: ReadModelKey) -> tuple[Any, ...]:
+    prefix = f"{key.name}#"
+    return (key.version, key.name, len(prefix), prefix)
 
 
 def _split_tables(text: str) -> tuple[str, ...]:

@@ -46,7 +46,12 @@ class ProjectionStatus:
 
     ``version`` is the version this runner builds; ``serving_version`` the one queries read.
     They differ while a new version is built beside the old one (see
-    :meth:`~acctdomain.projections.ProjectionRunner.catch_up`)."""
+    :meth:`~acctdomain.projections.ProjectionRunner.catch_up`).
+
+    ``partitions`` is the number of parts the version is split into for workers in separate
+    processes (1: run whole); ``partition`` the part this runner applies (None: all), whose
+    position and lag are then its own. A runner without partition reports a split version's
+    lowest position."""
 
     name: str
     version: int
@@ -60,6 +65,8 @@ class ProjectionStatus:
     dead_letters: int
     on_failure: FailurePolicy
     serving_version: int | None = None
+    partitions: int = 1
+    partition: str | None = None
 
 
 @attrs.frozen

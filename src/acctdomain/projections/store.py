@@ -11,10 +11,21 @@ position it started from (its reads may straddle the reset).
 
 Beside tracking, every store keeps two small tables keyed like it, by projection and version:
 ``rm_dead_letters`` (events a projection parked, written in the transaction of the batch that
-parked them; a reset empties them with the tables) and ``rm_paused`` (a row per paused
-projection, so every runner on the store honours a pause). ``rm_serving`` says, per
-projection name, which version queries read (and its tables), so a new version can be built
-beside the old one and take over in one write.
+parked them; a reset empties them with the tables), ``rm_paused`` (a row per paused
+projection, so every runner on the store honours a pause) and ``rm_failures`` (the failure a
+projection stopped on, so every process sees it stopped, until a resume or a rebuild).
+``rm_serving`` says, per projection name, which version queries read (and its tables), so a
+new version can be built beside the old one and take over in one write.
+
+Partitions: workers in separate processes can share one projection version, each applying
+the events of one part of the accounts (:class:`Partition`) and tracking its own position
+(``<name>#<index>/<count>`` in ``rm_tracking``). ``rm_partitions`` records how many parts a
+projection version is split into (no row: one, the whole). Taking up a partitioning
+(:meth:`ReadModelStore.partition`) starts every part at the whole's position and moves the
+whole's epoch, in one transaction; from then on a batch of the whole, or of a partitioning of
+another count, is refused with :class:`LayoutConflict` (checked with the position, so a batch
+started before the change cannot commit either). A reset or a version switch goes back to one
+part.
 """
 
 from __future__ import annotations
@@ -28,21 +39,26 @@ from uuid import UUID
 
 import attrs
 
+from acctdomain.errors import AcctDomainError
 from acctdomain.plugins.types import Projection, ReadModel
 from acctdomain.projections.batch import Batch, Changes, ShareBatch, StoreReader
 from acctdomain.projections.codec import RowCodec
-from acctdomain.projections.keys import ReadModelKey, key_of
-from acctdomain.projections.status import ParkedEvent
+from acctdomain.projections.keys import Partition, ReadModelKey, key_of
+from acctdomain.projections.status import Failure, ParkedEvent
 
 __all__ = [
     "DEAD_LETTER_TABLE",
+    "FAILURES_TABLE",
+    "PARTITIONS_TABLE",
     "PAUSED_TABLE",
     "SERVING_TABLE",
     "TRACKING_TABLE",
     "Claim",
+    "LayoutConflict",
     "LetterFilter",
     "PositionConflict",
     "ReadModelStore",
+    "Tracking",
     "parked_from_row",
     "parked_to_row",
 ]
@@ -51,6 +67,18 @@ TRACKING_TABLE = "rm_tracking"
 DEAD_LETTER_TABLE = "rm_dead_letters"
 PAUSED_TABLE = "rm_paused"
 SERVING_TABLE = "rm_serving"
+PARTITIONS_TABLE = "rm_partitions"
+FAILURES_TABLE = "rm_failures"
+
+
+@attrs.frozen
+class Tracking:
+    """A tracked position in its epoch, with the number of parts its projection version is
+    split into (1: run whole)."""
+
+    position: int
+    epoch: int
+    partitions: int = 1
 
 
 @attrs.frozen
@@ -119,6 +147,26 @@ class PositionConflict(Exception):
     the batch was discarded; read the position again."""
 
 
+class LayoutConflict(AcctDomainError):
+    """A projection version is split into ``partitions`` parts, and a runner of another
+    split (``expected`` parts; 1: whole) tried to apply events to it. Nothing was written."""
+
+    def __init__(self, projection: str, version: int, partitions: int, expected: int) -> None:
+        split = "whole" if partitions == 1 else f"in {partitions} partitions"
+        mine = "a whole runner" if expected == 1 else f"a runner of {expected} partitions"
+        super().__init__(
+            f"projection {projection!r} v{version} is run {split}, not by {mine}: "
+            "stop the other workers and rebuild it to change how it is split"
+        )
+        self.projection = projection
+        self.version = version
+        self.partitions = partitions
+        self.expected = expected
+
+    def __reduce__(self) -> tuple[type[Exception], tuple[object, ...]]:
+        return type(self), (self.projection, self.version, self.partitions, self.expected)
+
+
 class ReadModelStore(abc.ABC):
     """Read-model tables and tracking positions on one backend."""
 
@@ -127,8 +175,28 @@ class ReadModelStore(abc.ABC):
         self._ready: set[ReadModelKey] = set()
 
     def position(self, subject: Projection | ReadModelKey) -> int:
-        """The last notification id applied (0 when never run)."""
-        return self._read_tracking(self._prepared(subject))[0]
+        """The last notification id applied (0 when never run). For a projection version run
+        in partitions, asked without one: the lowest of the partitions' positions (every
+        event up to it is applied)."""
+        key = self._prepared(subject)
+        tracked = self._read_tracking(key)
+        if key.partition is not None or tracked.partitions == 1:
+            return tracked.position
+        parts = (Partition(index, tracked.partitions) for index in range(tracked.partitions))
+        return min(self._read_tracking(key.part(part)).position for part in parts)
+
+    def tracking(self, subject: Projection | ReadModelKey) -> Tracking:
+        """The position, epoch and partitioning of the key, read together."""
+        return self._read_tracking(self._prepared(subject))
+
+    def partition(self, key: ReadModelKey) -> None:
+        """Run ``key``'s projection version in ``key.partition.count`` partitions from now on,
+        unless it is already: each partition starts at the position of the whole, whose
+        epoch moves (a batch of the whole still running cannot commit). LayoutConflict if it
+        runs in another number of partitions (rebuild it first)."""
+        if key.partition is None:
+            raise ValueError("partition() needs a key with a partition")
+        self._partition(self._prepared(key.whole), key.partition.count)
 
     @contextmanager
     def batch(
@@ -136,9 +204,14 @@ class ReadModelStore(abc.ABC):
     ) -> Iterator[Batch]:
         """A batch of writes, committed with the position set by ``Batch.advance`` in one
         transaction when the block exits normally; an exception discards both. With
-        ``share`` (key prefix per table), a :class:`ShareBatch` rebuilding those rows."""
+        ``share`` (key prefix per table), a :class:`ShareBatch` rebuilding those rows.
+        LayoutConflict if the key's partitioning is not the projection version's."""
         key = self._prepared(subject)
-        start, epoch = self._read_tracking(key)
+        tracked = self._read_tracking(key)
+        expected = 1 if key.partition is None else key.partition.count
+        if tracked.partitions != expected:
+            raise LayoutConflict(key.name, key.version, tracked.partitions, expected)
+        start, epoch = tracked.position, tracked.epoch
         if share is None:
             batch = Batch(self, self.codec, key, start)
         else:
@@ -181,6 +254,19 @@ class ReadModelStore(abc.ABC):
     def set_paused(self, subject: Projection | ReadModelKey, paused: bool) -> None:
         """Pause (or resume) this projection version for every runner on the store."""
         self._write_paused(self._prepared(subject), paused)
+
+    def failure(self, subject: Projection | ReadModelKey) -> Failure | None:
+        """What this projection version stopped on (for a key without partition, also what
+        any of its partitions stopped on: the earliest), or None if it is not stopped."""
+        return self._read_failure(self._prepared(subject))
+
+    def set_failure(self, subject: Projection | ReadModelKey, failure: Failure) -> None:
+        """Record that the key (the whole, or one partition) stopped on ``failure``."""
+        self._write_failure(self._prepared(subject), failure)
+
+    def clear_failures(self, subject: Projection | ReadModelKey) -> None:
+        """Forget the failures of the projection version, and of all its partitions."""
+        self._clear_failures(self._prepared(subject))
 
     def serving(self, subject: Projection | ReadModelKey) -> ReadModelKey | None:
         """The version of this projection that queries read (None before any is chosen)."""
@@ -235,8 +321,15 @@ class ReadModelStore(abc.ABC):
         """Create the key's tables and the tracking table if missing (safe when racing)."""
 
     @abc.abstractmethod
-    def _read_tracking(self, key: ReadModelKey) -> tuple[int, int]:
-        """The committed position and epoch, (0, 0) if none."""
+    def _read_tracking(self, key: ReadModelKey) -> Tracking:
+        """The committed position and epoch of the key's tracking name ((0, 0) if none) and
+        how many partitions its projection version runs in (1 if none), in one read."""
+
+    @abc.abstractmethod
+    def _partition(self, key: ReadModelKey, count: int) -> None:
+        """Atomically: nothing if the version runs in ``count`` partitions; if it runs whole,
+        record ``count`` and set every partition's position to the whole's (in a new epoch),
+        and move the whole's epoch; else raise LayoutConflict."""
 
     @abc.abstractmethod
     def _commit(self, key: ReadModelKey, claim: Claim, changes: Changes) -> None:
@@ -246,7 +339,8 @@ class ReadModelStore(abc.ABC):
     @abc.abstractmethod
     def _reset(self, key: ReadModelKey) -> None:
         """Empty the key's tables and dead letters, set its position to 0 and bump its epoch,
-        atomically."""
+        atomically; the same for every partition's position, and the version runs whole
+        again, without failures."""
 
     @abc.abstractmethod
     def _select_letters(self, key: ReadModelKey, selection: LetterFilter) -> list[ParkedEvent]:
@@ -273,6 +367,19 @@ class ReadModelStore(abc.ABC):
         """Pause or resume the key (idempotent)."""
 
     @abc.abstractmethod
+    def _read_failure(self, key: ReadModelKey) -> Failure | None:
+        """The failure recorded for the key's tracking name; for a key without partition,
+        the earliest of it and its partitions'."""
+
+    @abc.abstractmethod
+    def _write_failure(self, key: ReadModelKey, failure: Failure) -> None:
+        """Record (or replace) the failure of the key's tracking name."""
+
+    @abc.abstractmethod
+    def _clear_failures(self, key: ReadModelKey) -> None:
+        """Delete the failures of the key's version, the whole's and its partitions'."""
+
+    @abc.abstractmethod
     def _read_serving(self, name: str) -> tuple[int, tuple[str, ...]] | None:
         """The served version of projection ``name`` and its tables, if one was chosen."""
 
@@ -282,5 +389,6 @@ class ReadModelStore(abc.ABC):
 
     @abc.abstractmethod
     def _switch(self, old: ReadModelKey, new: ReadModelKey) -> bool:
-        """If ``old`` is served: serve ``new``, drop ``old``'s tables, delete its dead letters
-        and pause, reset its position in a new epoch; atomically. Whether it was."""
+        """If ``old`` is served: serve ``new``, drop ``old``'s tables, delete its dead letters,
+        pause, failures and partitioning, reset its positions (the whole's and its
+        partitions') in a new epoch; atomically. Whether it was."""
