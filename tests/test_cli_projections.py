@@ -57,6 +57,8 @@ STATUS_KEYS = {
     "dead_letters",
     "unknown_events",
     "serving_version",
+    "partitions",
+    "partition",
     "on_failure",
     "last_error",
 }
@@ -220,6 +222,56 @@ def test_a_projection_that_stops_fails_the_catch_up_with_exit_code_1(tmp_path: P
     rebuilt = cli(host, "rebuild", "topic_totals", "--db", db)
     assert rebuilt.exit_code == 1
     assert rebuilt.stderr.startswith("error: projection 'topic_totals' stopped at 7: Boom(")
+
+
+def test_catch_up_as_two_partition_workers(tmp_path: Path) -> None:
+    host = host_of(AccountHistory(), TopicTotals())
+    path = str(tmp_path / "book.db")
+    write_book(path, host)
+    reports = [
+        as_json(cli(host, "catch-up", "--partition", part, "--db", path, "--json"))
+        for part in ("0/2", "1/2")
+    ]
+    for report, part in zip(reports, ("0/2", "1/2"), strict=True):
+        assert report["partition"] == part
+        assert "topic_totals" in report["left_out"]
+        history = by_name(report)["account_history"]
+        assert set(history) == STATUS_KEYS
+        assert (history["name"], history["partition"], history["partitions"]) == (
+            "account_history",
+            part,
+            2,
+        )
+        assert history["position"] == 8
+    # A runner without partition: the split projection is the workers', the other its own.
+    whole = by_name(as_json(cli(host, "catch-up", "--db", path, "--json")))
+    assert (whole["account_history"]["partitions"], whole["account_history"]["position"]) == (
+        2,
+        8,
+    )
+    assert (whole["topic_totals"]["partitions"], whole["topic_totals"]["position"]) == (1, 8)
+    assert read_model_row(path, host, "account_history", "accounts", ACME.hex) == {
+        "versions": (1, 2, 3, 4)
+    }
+
+
+@pytest.mark.parametrize("value", ["2/2", "x", "1", "0/0"])
+def test_catch_up_refuses_a_malformed_partition(host: PluginHost, db: str, value: str) -> None:
+    result = cli(host, "catch-up", "--partition", value, "--db", db)
+    assert_one_line_error(result, 2, "--partition: ")
+
+
+def test_catch_up_of_a_partition_in_a_store_split_otherwise_fails(
+    host: PluginHost, db: str
+) -> None:
+    assert cli(host, "catch-up", "--partition", "0/2", "--db", db).exit_code == 0
+    result = cli(host, "catch-up", "--partition", "0/3", "--db", db, "--json")
+    assert result.exit_code == 1
+    report = by_name(json.loads(result.stdout))["account_history"]
+    assert report["state"] == "failed"
+    assert "in 2 partitions" in report["last_error"]["error"]
+    assert result.stderr.startswith("error: projection ")
+    assert "'account_history' stopped" in result.stderr
 
 
 def test_the_store_comes_from_the_environment_by_default(

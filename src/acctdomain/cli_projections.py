@@ -44,7 +44,13 @@ from acctdomain.application import AccountService, StoreSpec, parse_store
 from acctdomain.errors import AcctDomainError, InvalidValue
 from acctdomain.plugins import PluginHost
 from acctdomain.plugins.types import FailurePolicy, Retry, Stop
-from acctdomain.projections import ParkedEvent, ProjectionRunner, ProjectionStatus
+from acctdomain.projections import (
+    ParkedEvent,
+    Partition,
+    ProjectionRunner,
+    ProjectionStatus,
+    keeps_accounts_apart,
+)
 
 __all__ = ["GROUP", "projections_app"]
 
@@ -288,6 +294,8 @@ def status_report(status: ProjectionStatus) -> dict[str, Any]:
         "name": status.name,
         "version": status.version,
         "serving_version": status.serving_version,
+        "partitions": status.partitions,
+        "partition": status.partition,
         "state": status.state,
         "position": status.position,
         "head": status.head,
@@ -389,21 +397,59 @@ def status(ctx: typer.Context, db: Db = None, as_json: AsJson = False) -> None:
         _print_statuses(f"Projections of {where}", statuses)
 
 
-def catch_up(ctx: typer.Context, db: Db = None, as_json: AsJson = False) -> None:
+def catch_up(
+    ctx: typer.Context,
+    db: Db = None,
+    as_json: AsJson = False,
+    partition: Annotated[
+        str | None,
+        typer.Option(
+            "--partition",
+            metavar="INDEX/COUNT",
+            help="Work as one of COUNT workers: apply the events of this part of the accounts "
+            "only, to the projections that keep their rows apart by account.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
     """Apply the events recorded since each running projection's position."""
+    part = None
+    if partition is not None:
+        try:
+            part = Partition.parse(partition)
+        except InvalidValue as error:
+            _fail(f"--partition: {error.reason}")
+    left_out: list[str] = []
     with _session(ctx, db) as (service, where):
-        read = service.catch_up()
-        statuses = service.projections.status()
+        if part is None:
+            read = service.catch_up()
+            statuses = service.projections.status()
+        else:
+            projections = list(service.plugins.projections().values())
+            splittable = [p for p in projections if keeps_accounts_apart(p)]
+            left_out = [p.name for p in projections if p not in splittable]
+            with ProjectionRunner(service, splittable, partition=part) as worker:
+                read = worker.catch_up()
+                statuses = worker.status()
     if as_json:
         _echo_json(
             {
                 "db": where,
+                "partition": partition and str(part),
+                "left_out": left_out,
                 "notifications_read": read,
                 "projections": [status_report(s) for s in statuses],
             }
         )
     else:
-        _print_statuses(f"Caught up: {read} notifications read from {where}", statuses)
+        title = f"Caught up: {read} notifications read from {where}"
+        if part is not None:
+            title += f", partition {part}"
+        _print_statuses(title, statuses)
+        if left_out:
+            _say(
+                f"not split by account, left to a runner without --partition: {', '.join(left_out)}"
+            )
     _fail_if_stopped(statuses)
 
 
