@@ -191,7 +191,8 @@ def test_status_json_has_stable_keys_and_applies_nothing(host: PluginHost, db: s
 
 def test_catch_up_applies_the_events_and_parks_what_fails(host: PluginHost, db: str) -> None:
     report = as_json(cli(host, "catch-up", "--db", db, "--json"))
-    assert set(report) == {"db", "notifications_read", "projections"}
+    assert set(report) == {"db", "partition", "left_out", "notifications_read", "projections"}
+    assert (report["partition"], report["left_out"]) == (None, [])
     assert report["notifications_read"] == 8
     projections = by_name(report)
     assert projections["accounts"]["position"] == 8
