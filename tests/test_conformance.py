@@ -3,9 +3,10 @@
 ``eventsourcing.tests.persistence`` holds eventsourcing's own test cases for recorders. They
 run here against the recorders our stores configure: the SQLite factory of
 ``acctdomain.application.sqlite_persistence`` (on files, as the service uses them, with its
-subscription), and the PostgreSQL factory with the environment ``StoreSpec`` builds, in a
-throwaway schema. The suite's module is imported whole, not its classes, so that pytest does
-not collect the abstract cases.
+subscription and hash chain), and the factory of ``acctdomain.application.postgres_persistence``
+(with its hash chain) with the environment ``StoreSpec`` builds, in a throwaway schema. The
+suite's module is imported whole, not its classes, so that pytest does not collect the abstract
+cases.
 """
 
 from __future__ import annotations
@@ -27,12 +28,17 @@ from eventsourcing.persistence import (
     StoredEvent,
     TrackingRecorder,
 )
-from eventsourcing.postgres import PostgresFactory
+from eventsourcing.postgres import PostgresAggregateRecorder, PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteAggregateRecorder, SQLiteTrackingRecorder
 from eventsourcing.tests import persistence as conformance
 from eventsourcing.utils import Environment
 
-from acctdomain.application import sqlite_persistence
+from acctdomain.application import postgres_persistence, sqlite_persistence
+from acctdomain.application.postgres_persistence import (
+    ChainedPostgresApplicationRecorder,
+    ChainedPostgresFactory,
+    ChainedPostgresProcessRecorder,
+)
 from acctdomain.application.sqlite_persistence import (
     SQLiteSubscription,
     SubscribableSQLiteApplicationRecorder,
@@ -329,9 +335,9 @@ class PostgresSchema(ClosesFactories):
         self.env = Environment(APP_NAME, spec.environment())
         super().setUp()
 
-    def factory(self) -> PostgresFactory:
+    def factory(self) -> ChainedPostgresFactory:
         factory = InfrastructureFactory.construct(self.env)
-        assert isinstance(factory, PostgresFactory)
+        assert isinstance(factory, ChainedPostgresFactory)
         self.close_later(factory)
         return factory
 
@@ -339,7 +345,9 @@ class PostgresSchema(ClosesFactories):
 @pytest.mark.postgres
 class TestPostgresAggregateRecorder(PostgresSchema, conformance.AggregateRecorderTestCase):
     def create_recorder(self) -> AggregateRecorder:
-        return self.factory().aggregate_recorder("snapshots")
+        recorder = self.factory().aggregate_recorder("snapshots")
+        assert type(recorder) is PostgresAggregateRecorder
+        return recorder
 
 
 @pytest.mark.postgres
@@ -347,7 +355,9 @@ class TestPostgresApplicationRecorder(
     PostgresSchema, conformance.ApplicationRecorderTestCase[ApplicationRecorder]
 ):
     def create_recorder(self) -> ApplicationRecorder:
-        return self.factory().application_recorder()
+        recorder = self.factory().application_recorder()
+        assert type(recorder) is ChainedPostgresApplicationRecorder
+        return recorder
 
     def test_insert_subscribe(self) -> None:
         self.optional_test_insert_subscribe()
@@ -356,13 +366,29 @@ class TestPostgresApplicationRecorder(
 @pytest.mark.postgres
 class TestPostgresProcessRecorder(PostgresSchema, conformance.ProcessRecorderTestCase):
     def create_recorder(self) -> ProcessRecorder:
-        return self.factory().process_recorder()
+        recorder = self.factory().process_recorder()
+        assert type(recorder) is ChainedPostgresProcessRecorder
+        return recorder
+
+
+@pytest.mark.postgres
+class TestPostgresProcessRecorderAsApplicationRecorder(
+    PostgresSchema, conformance.ApplicationRecorderTestCase[ApplicationRecorder]
+):
+    """The process recorder writes the chain too: the application suite on it."""
+
+    def create_recorder(self) -> ApplicationRecorder:
+        recorder = self.factory().process_recorder()
+        assert isinstance(recorder, ChainedPostgresProcessRecorder)
+        return recorder
 
 
 @pytest.mark.postgres
 class TestPostgresTrackingRecorder(PostgresSchema, conformance.TrackingRecorderTestCase):
     def create_recorder(self) -> TrackingRecorder:
-        return self.factory().tracking_recorder()
+        recorder = self.factory().tracking_recorder()
+        assert type(recorder) is PostgresTrackingRecorder
+        return recorder
 
 
 @pytest.mark.postgres
@@ -371,3 +397,43 @@ class TestPostgresNonInterleavingNotificationIds(
 ):
     def create_recorder(self) -> ApplicationRecorder:
         return self.factory().application_recorder()
+
+
+@pytest.mark.postgres
+class TestChainedPostgresFactory(conformance.InfrastructureFactoryTestCase[ChainedPostgresFactory]):
+    class TrackingRecorderSubclass(PostgresTrackingRecorder):
+        pass
+
+    def setUp(self) -> None:
+        url, schema = new_schema_url()
+        spec = parse_store(url)
+        with spec.setting_up():
+            pass
+        self.addCleanup(drop_schema, schema)
+        self.env = Environment("TestCase")
+        self.env.update(spec.environment())
+        super().setUp()
+
+    def expected_factory_class(self) -> type[ChainedPostgresFactory]:
+        return ChainedPostgresFactory
+
+    def expected_aggregate_recorder_class(self) -> type[AggregateRecorder]:
+        return PostgresAggregateRecorder
+
+    def expected_application_recorder_class(self) -> type[ApplicationRecorder]:
+        return ChainedPostgresApplicationRecorder
+
+    def expected_tracking_recorder_class(self) -> type[TrackingRecorder]:
+        return PostgresTrackingRecorder
+
+    def tracking_recorder_subclass(self) -> type[TrackingRecorder]:
+        return self.TrackingRecorderSubclass
+
+    def expected_process_recorder_class(self) -> type[ProcessRecorder]:
+        return ChainedPostgresProcessRecorder
+
+
+@pytest.mark.postgres
+def test_the_postgres_store_uses_the_chained_factory() -> None:
+    env = parse_store("postgresql://u@h/db").environment()
+    assert env["PERSISTENCE_MODULE"] == postgres_persistence.PERSISTENCE_MODULE

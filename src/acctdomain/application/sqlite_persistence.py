@@ -14,6 +14,13 @@ in two ways:
 
 Either way the subscription then reads the notifications after the last one it returned, so a
 missed or spurious wake-up costs at most one poll interval or one empty query, never an event.
+
+The application and process recorders also keep the store's hash chain (see
+:mod:`acctdomain.audit`): each insert of events writes their chain rows to
+``<events table>_chain`` in the same transaction. The chain rows are written after the events,
+when the transaction holds SQLite's write lock, so the previous hash they read is the last one
+committed and the chain follows notification order. A store that has events but no chain rows
+yet (written before the chain existed) gets its chain built when a recorder creates its tables.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import Environment, EnvType
 
+from acctdomain.audit.chain import GENESIS, chain_table_name, encode_originator_id, link
 from acctdomain.errors import StoreConfigurationError
 
 __all__ = [
@@ -56,6 +64,9 @@ DEFAULT_POLL_INTERVAL = 0.05
 
 # Notifications read per query while a subscription catches up.
 _SELECT_LIMIT = 500
+
+# Events read per query while the chain of an older store is built.
+_BACKFILL_PAGE = 1_000
 
 
 class _CommitSignal:
@@ -197,7 +208,7 @@ class SQLiteSubscription(Subscription["SubscribableSQLiteApplicationRecorder"]):
 
 
 class SubscribableSQLiteApplicationRecorder(es_sqlite.SQLiteApplicationRecorder):
-    """eventsourcing's SQLite application recorder, with :meth:`subscribe`."""
+    """eventsourcing's SQLite application recorder, with :meth:`subscribe` and the hash chain."""
 
     poll_interval: float = DEFAULT_POLL_INTERVAL
 
@@ -206,6 +217,24 @@ class SubscribableSQLiteApplicationRecorder(es_sqlite.SQLiteApplicationRecorder)
     ) -> None:
         super().__init__(datastore, events_table_name)
         self.commit_signal = _signal_for(datastore.pool.db_name)
+        self.chain_table_name = chain_table_name(events_table_name)
+        self._select_previous_hash = (
+            f"SELECT hash FROM {self.chain_table_name} WHERE notification_id < ? "
+            "ORDER BY notification_id DESC LIMIT 1"
+        )
+        self._insert_links = f"INSERT INTO {self.chain_table_name} VALUES (?, ?)"
+
+    def construct_create_table_statements(self) -> list[str]:
+        statements = super().construct_create_table_statements()
+        statements.append(
+            f"CREATE TABLE IF NOT EXISTS {chain_table_name(self.events_table_name)} ("
+            "notification_id INTEGER PRIMARY KEY, hash BLOB NOT NULL)"
+        )
+        return statements
+
+    def create_table(self) -> None:
+        super().create_table()
+        self._build_missing_chain()
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -213,6 +242,75 @@ class SubscribableSQLiteApplicationRecorder(es_sqlite.SQLiteApplicationRecorder)
         notification_ids = super().insert_events(stored_events, **kwargs)
         self.commit_signal.committed()  # after the commit: a woken reader sees the rows
         return notification_ids
+
+    def _insert_events(
+        self, c: es_sqlite.SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        notification_ids = super()._insert_events(c, stored_events, **kwargs)
+        if notification_ids:
+            # The inserts above took the write lock: no other writer can come in between, and
+            # the last chain row committed before them is the one to link to.
+            c.execute(self._select_previous_hash, (notification_ids[0],))
+            row = c.fetchone()
+            previous = bytes(row[0]) if row is not None else GENESIS
+            links = []
+            for notification_id, event in zip(notification_ids, stored_events, strict=True):
+                previous = link(
+                    previous,
+                    notification_id,
+                    encode_originator_id(event.originator_id),
+                    event.originator_version,
+                    event.topic.encode("utf-8"),
+                    event.state,
+                )
+                links.append((notification_id, previous))
+            c.executemany(self._insert_links, links)
+        return notification_ids
+
+    def _build_missing_chain(self) -> None:
+        """Chain the events of a store written before the chain existed, oldest first.
+
+        Only when the chain table is empty and events exist: a chain that has rows is never
+        rewritten here (a gap in it is for ``verify`` to report, not for this to paper over).
+        """
+        with self.datastore.transaction(commit=False) as c:
+            if not self._chain_is_missing(c):
+                return
+        with self.datastore.transaction(commit=True) as c:
+            # A write first, so the transaction holds the write lock before it looks again.
+            c.execute(f"DELETE FROM {self.chain_table_name} WHERE notification_id < 0")
+            if not self._chain_is_missing(c):
+                return
+            previous, after = GENESIS, 0
+            while True:
+                c.execute(
+                    f"SELECT rowid, originator_id, originator_version, topic, state "
+                    f"FROM {self.events_table_name} WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                    (after, _BACKFILL_PAGE),
+                )
+                rows = c.fetchall()
+                if not rows:
+                    return
+                links = []
+                for notification_id, originator_id, version, topic, state in rows:
+                    previous = link(
+                        previous,
+                        notification_id,
+                        originator_id.encode("utf-8"),
+                        version,
+                        topic.encode("utf-8"),
+                        bytes(state),
+                    )
+                    links.append((notification_id, previous))
+                c.executemany(self._insert_links, links)
+                after = rows[-1][0]
+
+    def _chain_is_missing(self, c: es_sqlite.SQLiteCursor) -> bool:
+        c.execute(f"SELECT 1 FROM {self.chain_table_name} LIMIT 1")
+        if c.fetchone() is not None:
+            return False
+        c.execute(f"SELECT 1 FROM {self.events_table_name} LIMIT 1")
+        return c.fetchone() is not None
 
     def subscribe(
         self, gt: int | None = None, topics: Sequence[str] = ()
@@ -224,7 +322,7 @@ class SubscribableSQLiteApplicationRecorder(es_sqlite.SQLiteApplicationRecorder)
 class SubscribableSQLiteProcessRecorder(
     es_sqlite.SQLiteProcessRecorder, SubscribableSQLiteApplicationRecorder
 ):
-    """eventsourcing's SQLite process recorder, with :meth:`subscribe`."""
+    """eventsourcing's SQLite process recorder, with :meth:`subscribe` and the hash chain."""
 
     def __init__(
         self, datastore: es_sqlite.SQLiteDatastore, *, events_table_name: str = "stored_events"

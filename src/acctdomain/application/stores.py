@@ -41,6 +41,10 @@ SQLITE_LOCK_TIMEOUT = "30"
 # imports it when the service is built).
 SQLITE_PERSISTENCE_MODULE = "acctdomain.application.sqlite_persistence"
 
+# The factory of acctdomain.application.postgres_persistence: eventsourcing's PostgreSQL
+# recorders, plus the hash chain.
+POSTGRES_PERSISTENCE_MODULE = "acctdomain.application.postgres_persistence"
+
 
 @attrs.frozen(kw_only=True)
 class StoreSpec:
@@ -61,14 +65,14 @@ class StoreSpec:
             return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
         if self.kind == "sqlite":
             # Our factory: eventsourcing's SQLite recorders, plus a subscribe() that follows
-            # commits made by this process and by others.
+            # commits made by this process and by others, and the hash chain.
             return {
                 "PERSISTENCE_MODULE": SQLITE_PERSISTENCE_MODULE,
                 "SQLITE_DBNAME": self.path,
                 "SQLITE_LOCK_TIMEOUT": SQLITE_LOCK_TIMEOUT,
             }
         env = {
-            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "PERSISTENCE_MODULE": POSTGRES_PERSISTENCE_MODULE,
             "POSTGRES_DBNAME": self.dbname,
             "POSTGRES_HOST": self.host,
             "POSTGRES_PORT": self.port,
