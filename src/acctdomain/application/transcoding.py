@@ -162,7 +162,36 @@ def _tagger_for(transcoding: Transcoding, tag: _Tagger, taggers: dict[type, _Tag
 
         return tag_fields
     encode = transcoding.encode
+    if kind is EnumTranscoding:
+        return _member_tagger(transcoding, name, encode, tag)
     return lambda obj: {"_type_": name, "_data_": tag(encode(obj))}
+
+
+def _member_tagger(
+    transcoding: Transcoding, name: str, encode: Callable[[Any], Any], tag: _Tagger
+) -> _Tagger:
+    """Tags enum members from a table made on first use: a member whose value is plain data
+    always tags the same (the encoder only reads what tagging gives it, so one dict serves
+    every time). Other members, and values that are not members of the class (a combination
+    of flags), are tagged each time."""
+    members = {id(m): m for m in getattr(transcoding.type, "__members__", {}).values()}
+    tagged: dict[int, dict[str, Any]] = {}
+    plain = _PLAIN
+
+    def tag_member(obj: Any) -> Any:
+        try:
+            return tagged[id(obj)]
+        except KeyError:
+            pass
+        data = encode(obj)
+        if type(data) not in plain:
+            return {"_type_": name, "_data_": tag(data)}
+        result = {"_type_": name, "_data_": data}
+        if members.get(id(obj)) is obj:
+            tagged[id(obj)] = result
+        return result
+
+    return tag_member
 
 
 def _decoder_for(transcoding: Transcoding) -> _Decoder:
