@@ -47,8 +47,10 @@ from acctdomain.plugins.types import FailurePolicy, Retry, Stop
 from acctdomain.projections import (
     ParkedEvent,
     Partition,
+    PolicyRunner,
     ProjectionRunner,
     ProjectionStatus,
+    StoreFollower,
     keeps_accounts_apart,
 )
 
@@ -106,6 +108,7 @@ def projections_app(host: PluginHost | None = None) -> typer.Typer:
     )
     group.command("status")(status)
     group.command("catch-up")(catch_up)
+    group.command("follow")(follow)
     group.command("rebuild")(rebuild)
     group.command("pause")(pause)
     group.command("resume")(resume)
@@ -397,38 +400,49 @@ def status(ctx: typer.Context, db: Db = None, as_json: AsJson = False) -> None:
         _print_statuses(f"Projections of {where}", statuses)
 
 
+PartitionOption = Annotated[
+    str | None,
+    typer.Option(
+        "--partition",
+        metavar="INDEX/COUNT",
+        help="Work as one of COUNT workers: apply the events of this part of the accounts "
+        "only, to the projections that keep their rows apart by account.",
+        show_default=False,
+    ),
+]
+
+
+def _partition(text: str | None) -> Partition | None:
+    if text is None:
+        return None
+    try:
+        return Partition.parse(text)
+    except InvalidValue as error:
+        _fail(f"--partition: {error.reason}")
+
+
+def _worker(service: AccountService, part: Partition) -> tuple[ProjectionRunner, list[str]]:
+    """A runner of partition ``part`` for the projections that can be split, and the names
+    of those that cannot."""
+    projections = list(service.plugins.projections().values())
+    splittable = [p for p in projections if keeps_accounts_apart(p)]
+    left_out = [p.name for p in projections if p not in splittable]
+    return ProjectionRunner(service, splittable, partition=part), left_out
+
+
 def catch_up(
-    ctx: typer.Context,
-    db: Db = None,
-    as_json: AsJson = False,
-    partition: Annotated[
-        str | None,
-        typer.Option(
-            "--partition",
-            metavar="INDEX/COUNT",
-            help="Work as one of COUNT workers: apply the events of this part of the accounts "
-            "only, to the projections that keep their rows apart by account.",
-            show_default=False,
-        ),
-    ] = None,
+    ctx: typer.Context, db: Db = None, as_json: AsJson = False, partition: PartitionOption = None
 ) -> None:
     """Apply the events recorded since each running projection's position."""
-    part = None
-    if partition is not None:
-        try:
-            part = Partition.parse(partition)
-        except InvalidValue as error:
-            _fail(f"--partition: {error.reason}")
+    part = _partition(partition)
     left_out: list[str] = []
     with _session(ctx, db) as (service, where):
         if part is None:
             read = service.catch_up()
             statuses = service.projections.status()
         else:
-            projections = list(service.plugins.projections().values())
-            splittable = [p for p in projections if keeps_accounts_apart(p)]
-            left_out = [p.name for p in projections if p not in splittable]
-            with ProjectionRunner(service, splittable, partition=part) as worker:
+            worker, left_out = _worker(service, part)
+            with worker:
                 read = worker.catch_up()
                 statuses = worker.status()
     if as_json:
@@ -451,6 +465,95 @@ def catch_up(
                 f"not split by account, left to a runner without --partition: {', '.join(left_out)}"
             )
     _fail_if_stopped(statuses)
+
+
+def follow(
+    ctx: typer.Context,
+    db: Db = None,
+    as_json: AsJson = False,
+    partition: PartitionOption = None,
+    duration: Annotated[
+        str | None,
+        typer.Option(
+            "--for",
+            metavar="SECONDS",
+            help="Stop after SECONDS (default: on Ctrl-C or SIGTERM).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Keep the projections current: catch up, then apply each new event as it is recorded,
+    until stopped. Policies run too, except in a worker of a partition."""
+    part = _partition(partition)
+    seconds = _seconds(duration)
+    stop = threading.Event()
+    with _session(ctx, db) as (service, where):
+        left_out: list[str] = []
+        policies = None
+        if part is None:
+            runner = ProjectionRunner(service, service.plugins.projections().values())
+            policies = PolicyRunner(service, service.plugins.policies().values())
+        else:
+            runner, left_out = _worker(service, part)
+        follower = StoreFollower(service, runner, policies)
+        try:
+            with _stopped_by_signals(stop):
+                follower.start()
+                label = "" if part is None else f", partition {part}"
+                _say(f"following {where}{label}; Ctrl-C stops")
+                stop.wait(seconds)
+        finally:
+            follower.close()
+            statuses = runner.status()
+            crashes, last_crash = follower.crashes, follower.last_crash
+            runner.close()
+            if policies is not None:
+                policies.close()
+    if as_json:
+        _echo_json(
+            {
+                "db": where,
+                "partition": None if part is None else str(part),
+                "left_out": left_out,
+                "position": follower.position,
+                "crashes": crashes,
+                "last_crash": None if last_crash is None else last_crash.error,
+                "projections": [status_report(s) for s in statuses],
+            }
+        )
+    else:
+        label = "" if part is None else f", partition {part}"
+        _print_statuses(f"Followed {where} up to {follower.position}{label}", statuses)
+    _fail_if_stopped(statuses)
+
+
+def _seconds(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        _fail(f"--for: expected a number of seconds >= 0, got {text!r}")
+    return seconds
+
+
+@contextmanager
+def _stopped_by_signals(stop: threading.Event) -> Iterator[None]:
+    """Ctrl-C and SIGTERM set ``stop`` (only the main thread gets signals)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {
+        number: signal.signal(number, lambda signum, frame: stop.set())
+        for number in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 # --- rebuild ----------------------------------------------------------------------------------
