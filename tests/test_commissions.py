@@ -284,10 +284,10 @@ def test_the_payout_is_on_the_scorecard_and_honours_the_manager_filter(
     assert (payout.unit, payout.error) == ("money", "")
     assert payout.value is not None
     assert payout.value.value == eur("6940.00")  # 5,810 + 835 + 295
-    # The 90 days before (Oct 3 - Dec 31, 2025): amy earns 90 x (100 + 200) = 27,000 and bob
-    # 90 x 50 = 4,500; nothing was due and nothing changed (NRR 1.0 misses 1.05): 5 % only.
+    # The quarter before (Oct 1 - Dec 31, 2025, 92 days): amy earns 92 x (100 + 200) = 27,600
+    # and bob 92 x 50 = 4,600; nothing was due and nothing changed (NRR 1.0 misses 1.05): 5 %.
     assert payout.previous is not None
-    assert payout.previous.value == eur("1575.00")
+    assert payout.previous.value == eur("1610.00")
 
     (amy,) = [
         line for line in service.scorecard(*Q1, manager="amy") if line.name == "commission_payout"

@@ -11,6 +11,7 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -20,7 +21,7 @@ import pytest
 from eventsourcing.domain import Aggregate, event
 from eventsourcing.persistence import StoredEvent, Transcoding
 
-from acctdomain import AccountService
+from acctdomain import AccountService, Money, ProductLine
 from acctdomain.application.transcoding import AttrsTranscoding
 from acctdomain.domain import events as ev
 from acctdomain.domain.values import NpsScore
@@ -29,6 +30,7 @@ from acctdomain.plugins import (
     AuthorizationRequest,
     CliCommand,
     Denial,
+    ExchangeRates,
     HealthSignal,
     Kpi,
     KpiContext,
@@ -154,6 +156,58 @@ def test_hook_acctdomain_register_kpis(make_service: Callable[..., AccountServic
     assert lines["book_size"].value == KpiValue(1)
     assert lines["book_size"].title == "Accounts in the book"
     assert "active_accounts" in lines  # the built-ins are there too
+
+
+# --- exchange rates -----------------------------------------------------------------------
+
+
+class TreasuryRates:
+    """USD in EUR: 0.9 until the end of 2025, 0.8 after; knows nothing else."""
+
+    @hookimpl
+    def acctdomain_register_exchange_rates(self, register: Callable[[ExchangeRates], None]) -> None:
+        register(ExchangeRates("treasury", self.rate, "the treasury's month-end rates"))
+
+    def rate(self, base: str, quote: str, on: date) -> Decimal | None:
+        if (base, quote) != ("USD", "EUR"):
+            return None
+        return Decimal("0.9") if on.year <= 2025 else Decimal("0.8")
+
+
+class BrokenRates:
+    @hookimpl
+    def acctdomain_register_exchange_rates(self, register: Callable[[ExchangeRates], None]) -> None:
+        register(ExchangeRates("broken", lambda base, quote, on: 1 / 0))
+        register(ExchangeRates("sloppy", lambda base, quote, on: 0.9))
+
+
+def test_hook_acctdomain_register_exchange_rates(
+    make_service: Callable[..., AccountService],
+) -> None:
+    service = make_service(("broken", BrokenRates()), ("treasury", TreasuryRates()))
+    assert service.exchange_rate("USD", "EUR", date(2026, 3, 31)) == Decimal("0.8")
+    assert service.exchange_rate("USD", "EUR", date(2025, 12, 31)) == Decimal("0.9")
+    assert service.exchange_rate("GBP", "EUR", date(2026, 3, 31)) is None
+    assert service.exchange_rate("EUR", "EUR", date(2026, 3, 31)) == 1
+    failures = [f.error for f in service.plugins.failures if f.plugin == "broken"]
+    assert any("ZeroDivisionError" in error for error in failures)
+    assert any("expected a Decimal" in error for error in failures)  # a float: not used
+    account = service.open_account(
+        name="Initech", segment="smb", industry="it", currency="USD", manager="amy",
+        manager_type="sales", actor="amy", effective_at=START,
+    ).account_id  # fmt: skip
+    service.start_contract(
+        account,
+        term_end=date(2027, 1, 5),
+        lines=[ProductLine("core", Money(1000, "USD"))],
+        actor="amy",
+        effective_at=START,
+    )
+    lines = {
+        line.name: line
+        for line in service.scorecard(date(2026, 1, 1), date(2026, 3, 31), currency="EUR")
+    }
+    assert lines["arr"].value == KpiValue(Money("800.00", "EUR"))
 
 
 # --- health signals -----------------------------------------------------------------------

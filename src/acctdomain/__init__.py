@@ -8,6 +8,7 @@ from acctdomain.application import (
     AccountService,
     CommandOptions,
     CommandResult,
+    KpiSettings,
     StoreSpec,
     parse_store,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "CsatScore",
     "Direction",
     "IssueSeverity",
+    "KpiSettings",
     "ManagerType",
     "Money",
     "NpsScore",

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date, datetime
+from decimal import Decimal
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from acctdomain.application.health import Bands, HealthScore, score_health
+from acctdomain.application.kpi_settings import KpiSettings
 from acctdomain.application.scorecard import KpiResult, compute_scorecard
 from acctdomain.domain.state import AccountState
 from acctdomain.errors import InvalidValue
@@ -30,6 +32,7 @@ __all__ = ["ReadSide"]
 log = logging.getLogger(__name__)
 
 KPI_HOOK = "acctdomain_register_kpis"
+RATES_HOOK = "acctdomain_register_exchange_rates"
 SIGNAL_HOOK = "acctdomain_register_health_signals"
 
 
@@ -38,6 +41,8 @@ class ReadSide:
 
     plugins: PluginHost
     clock: Callable[[], datetime]
+    kpi_settings: KpiSettings
+    """The scorecard's configuration: reporting currency, fixed exchange rates, margin."""
 
     project_synchronously: bool
     """Whether every successful command brings the read models up to date before it returns."""
@@ -110,18 +115,58 @@ class ReadSide:
         return self.projections.read_model(name)
 
     def scorecard(
-        self, start: date, end: date, *, catch_up: bool = True, **filters: str
+        self,
+        start: date,
+        end: date,
+        *,
+        catch_up: bool = True,
+        known_at: date | datetime | None = None,
+        conventions: Mapping[str, str] | None = None,
+        currency: str | None = None,
+        **filters: str,
     ) -> list[KpiResult]:
         """Every registered KPI for [start, end] and the period before, from read models.
 
-        ``filters`` narrow the accounts (``manager="amy"``, ``segment="smb"``). With
-        ``catch_up`` the read models are brought up to date first.
+        ``filters`` narrow the accounts (``manager="amy"``, ``segment="smb"``,
+        ``product="analytics"``). ``known_at`` gives the scorecard as it was known then: only
+        events recorded up to that moment (a date: its end) count. ``conventions`` choose how
+        KPIs with several conventions are computed (``{"upsell_rate": "offers"}``).
+        ``currency`` is the reporting currency (default: the settings'). With ``catch_up``
+        the read models are brought up to date first.
         """
         if catch_up:
             self.catch_up()
+        settings = self.kpi_settings
         return compute_scorecard(
-            self.plugins.kpis(), self.read_model, start, end, filters=filters, run=self._run_kpi
+            self.plugins.kpis(),
+            self.read_model,
+            start,
+            end,
+            filters=filters,
+            run=self._run_kpi,
+            known_at=known_at,
+            conventions=conventions,
+            reporting_currency=currency or settings.reporting_currency,
+            exchange_rate=self.exchange_rate,
+            settings={"gross_margin": settings.gross_margin},
         )
+
+    def exchange_rate(self, base: str, quote: str, on: date) -> Decimal | None:
+        """How many ``quote`` one ``base`` is worth on day ``on``: from the plugins' sources
+        (hook ``acctdomain_register_exchange_rates``, in load order; one that raises is
+        recorded against its plugin and skipped), else the fixed rates of
+        :attr:`kpi_settings`; None if nobody knows."""
+        if base == quote:
+            return Decimal(1)
+        for source in self.plugins.exchange_rates().values():
+            rate: Any = self.plugins.guarded(RATES_HOOK, source.name, source.rate, base, quote, on)
+            if rate is None:
+                continue
+            if not isinstance(rate, Decimal) or not rate.is_finite() or rate <= 0:
+                self.plugins.guarded(RATES_HOOK, source.name, _bad_rate, source.name, rate)
+                continue
+            return rate
+        return self.kpi_settings.fixed_rate(base, quote, on)
 
     def _run_kpi(self, kpi: Kpi, context: KpiContext) -> KpiValue | None:
         value: Any = self.plugins.guarded(KPI_HOOK, kpi.name, kpi.compute, context)
@@ -146,6 +191,10 @@ class ReadSide:
         self, signal: HealthSignal, account: AccountState, now: datetime
     ) -> float | None:
         return self.plugins.guarded(SIGNAL_HOOK, signal.name, signal.score, account, now)
+
+
+def _bad_rate(name: str, value: object) -> None:
+    raise TypeError(f"exchange rate source {name!r} returned {value!r}, expected a Decimal > 0")
 
 
 def _wrong_type(name: str, value: object) -> None:

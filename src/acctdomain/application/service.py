@@ -36,6 +36,7 @@ from acctdomain.application.idempotency import (
     fingerprint,
     record_id_for,
 )
+from acctdomain.application.kpi_settings import KpiSettings
 from acctdomain.application.read_side import ReadSide
 from acctdomain.application.stores import StoreSpec, parse_store
 from acctdomain.application.transcoding import (
@@ -130,8 +131,12 @@ class AccountService(ReadSide, Application[UUID]):
         env: dict[str, str] | None = None,
         plugins: PluginHost | None = None,
         project_synchronously: bool = False,
+        kpi_settings: KpiSettings | None = None,
     ) -> None:
         self._init_read_side(project_synchronously=project_synchronously)
+        if kpi_settings is not None and not isinstance(kpi_settings, KpiSettings):
+            raise InvalidValue("kpi_settings", f"expected KpiSettings, got {kpi_settings!r}")
+        self.kpi_settings = kpi_settings or KpiSettings()
         self.store = store if isinstance(store, StoreSpec) else parse_store(store)
         self.clock = clock
         """Supplies recorded times; tests and simulations pass their own."""

@@ -1,13 +1,16 @@
 """Built-in plugin ``builtin.accounts``: the ``accounts`` read model, one row per account.
 
-The row is what lists, portfolios and KPIs need without replaying events: identity, manager,
-status, revenue (ARR by product line), renewal dates, engagement and open issues.
+The row is what lists and portfolios need without replaying events: identity, manager,
+status, revenue now (ARR by product line), renewal dates, engagement and open issues. It is
+the account as it is now; the history the KPIs need (ARR and status at any date, as known at
+any date) is in the ``kpi_facts`` read model of ``builtin.kpis``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, ClassVar
+from uuid import UUID
 
 from acctdomain.domain import events as ev
 from acctdomain.domain.values import Money, NpsScore
@@ -17,28 +20,25 @@ __all__ = ["AccountsProjection", "acctdomain_register_projections"]
 
 TABLE = "accounts"
 
-REVENUE_EVENTS: dict[type, str] = {
-    ev.ContractStarted: "started",
-    ev.Renewed: "renewed",
-    ev.Reactivated: "reactivated",
-    ev.Churned: "churned",
-    ev.Upsold: "upsold",
-    ev.CrossSold: "cross_sold",
-    ev.Downgraded: "downgraded",
-}
-
 
 class AccountsProjection(Projection):
     """Table ``accounts``: key = account id (hex), value = the account's summary."""
 
     name = "accounts"
     tables = (TABLE,)
-    version = 1
-    event_types: ClassVar[tuple[type, ...]] = (ev.AccountEvent,)
+    # 2: the row no longer keeps the revenue history (it grew with the account and was
+    # written again, whole, after each of its events; the KPIs read ``kpi_facts``) nor
+    # ``version`` (it was the only reason to decode events that change nothing in it).
+    version = 2
+    event_types: ClassVar[tuple[type, ...]]  # below: the events that change a row
     description = "One row per account: identity, manager, status, ARR, renewal, engagement."
     # Rows are built fresh or changed through ``rows``, never kept nor shared between rows:
     # the runner may keep them decoded from one batch to the next.
     cache_rows: ClassVar[bool] = True
+
+    def account_share(self, account_id: UUID) -> dict[str, str]:
+        """The account's row is under its hex (which has a fixed length)."""
+        return {TABLE: account_id.hex}
 
     def apply(self, event: Any, rows: Rows) -> None:
         key = event.originator_id.hex
@@ -49,18 +49,12 @@ class AccountsProjection(Projection):
         if row is None:  # an account whose opening this read model never saw
             return
         self._update(event, row)
-        kind = REVENUE_EVENTS.get(type(event))
-        if kind is not None:
-            arr = sum(row["lines"].values(), Money.zero(row["currency"]))
-            row["revenue"] = [*row["revenue"], [event.effective_at, kind, row["status"], arr]]
-        row["version"] = event.originator_version
         rows.put(TABLE, key, row)
 
     @staticmethod
     def _opened(event: ev.AccountOpened) -> dict[str, Any]:
         return {
             "account_id": event.originator_id,
-            "version": event.originator_version,
             "name": event.name,
             "segment": event.segment,
             "industry": event.industry,
@@ -79,10 +73,6 @@ class AccountsProjection(Projection):
             "open_issues": [],
             "latest_nps": None,
             "latest_nps_at": None,
-            # Revenue events in business order (they may not be backdated before each other):
-            # [effective time, what happened, status after, ARR after]; KPIs read ARR and status
-            # at any date from it.
-            "revenue": [],
         }
 
     @staticmethod
@@ -189,6 +179,10 @@ def _resolve(cls: type) -> _Update | None:
         if update is not None:
             return update
     return None
+
+
+# Only the events that change a row are decoded for it (the others are skipped unread).
+AccountsProjection.event_types = (ev.AccountOpened, *_UPDATES)
 
 
 @hookimpl

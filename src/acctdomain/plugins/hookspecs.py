@@ -21,6 +21,7 @@ from acctdomain.plugins.types import (
     AuthorizationRequest,
     CliCommand,
     Denial,
+    ExchangeRates,
     HealthSignal,
     Kpi,
     Policy,
@@ -50,6 +51,14 @@ def acctdomain_register_projections(register: Callable[[Projection], None]) -> N
 def acctdomain_register_kpis(register: Callable[[Kpi], None]) -> None:
     """Register scorecard figures: call ``register(kpi)`` with a :class:`Kpi` for each. Called
     once, when the scorecard is first computed."""
+
+
+@hookspec
+def acctdomain_register_exchange_rates(register: Callable[[ExchangeRates], None]) -> None:
+    """Provide exchange rates to the scorecard: call ``register(rates)`` with an
+    :class:`ExchangeRates` source for each. Called once, when the scorecard first converts
+    money to the reporting currency; sources are asked in load order, before the fixed rates
+    of the configuration."""
 
 
 @hookspec

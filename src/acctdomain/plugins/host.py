@@ -31,6 +31,7 @@ from acctdomain.plugins.types import (
     AuthorizationRequest,
     CliCommand,
     Denial,
+    ExchangeRates,
     HealthSignal,
     Kpi,
     Policy,
@@ -360,6 +361,15 @@ class PluginHost:
     def kpis(self) -> dict[str, Kpi]:
         """Every registered KPI, by name."""
         return self._collect("acctdomain_register_kpis", "kpi", Kpi, lambda kpi: kpi.name)
+
+    def exchange_rates(self) -> dict[str, ExchangeRates]:
+        """Every registered source of exchange rates, by name, in load order."""
+        return self._collect(
+            "acctdomain_register_exchange_rates",
+            "exchange rate source",
+            ExchangeRates,
+            lambda source: source.name,
+        )
 
     def health_signals(self) -> dict[str, HealthSignal]:
         """Every registered health signal, by name."""

@@ -32,6 +32,7 @@ __all__ = [
     "CliCommand",
     "DeadLetter",
     "Denial",
+    "ExchangeRates",
     "FailurePolicy",
     "HealthSignal",
     "Kpi",
@@ -229,14 +230,38 @@ class KpiValue:
             raise InvalidValue("reason", "an undefined KPI value needs a reason")
 
 
+def _no_rate(base: str, quote: str, on: date) -> Decimal | None:
+    return None
+
+
 @attrs.frozen
 class KpiContext:
-    """What a KPI is computed over: a period, filters, and the read models."""
+    """What a KPI is computed over: a period, filters, and the read models.
+
+    ``known_at``: count only what was recorded up to this moment (the scorecard "as known
+    then"; None: everything). ``conventions``: the convention chosen for each KPI that has
+    several (by KPI name). ``reporting_currency``: the currency money figures are in (None:
+    each account's own, and a book in several currencies gives no total);
+    ``exchange_rate(base, quote, on)`` the rate that converts ``base`` to ``quote`` on a day
+    (None when unknown). ``settings``: figures from configuration (``gross_margin``...).
+    ``memo`` is shared by the KPIs of one scorecard, to compute what several of them read
+    once (key it by what the value depends on: period, filters, ``known_at``).
+    """
 
     start: date
     end: date
     read_model: Callable[[str], ReadModel]
     filters: Mapping[str, str] = attrs.field(factory=dict)
+    known_at: datetime | None = None
+    conventions: Mapping[str, str] = attrs.field(factory=dict)
+    reporting_currency: str | None = None
+    exchange_rate: Callable[[str, str, date], Decimal | None] = _no_rate
+    settings: Mapping[str, Any] = attrs.field(factory=dict)
+    memo: dict[Any, Any] = attrs.field(factory=dict, eq=False, repr=False)
+
+    def convention(self, kpi: str, default: str) -> str:
+        """The convention chosen for ``kpi``, else ``default``."""
+        return self.conventions.get(kpi, default)
 
 
 @attrs.frozen
@@ -247,7 +272,9 @@ class Kpi:
     ``"money"``, ``"score"`` or ``"days"``; ``projections`` names the read models it reads.
     """
 
-    UNITS: ClassVar[frozenset[str]] = frozenset({"count", "ratio", "money", "score", "days"})
+    UNITS: ClassVar[frozenset[str]] = frozenset(
+        {"count", "ratio", "money", "score", "days", "hours"}
+    )
 
     name: str = attrs.field(validator=_valid_name)
     title: str
@@ -255,11 +282,33 @@ class Kpi:
     compute: Callable[[KpiContext], KpiValue]
     projections: tuple[str, ...] = ()
     description: str = ""
+    conventions: tuple[str, ...] = attrs.field(default=())
+    """The ways it can be computed where the industry has no single standard (the first is
+    the default), chosen per scorecard (``conventions={name: convention}``)."""
+
+    @conventions.validator
+    def _check_conventions(self, attribute: attrs.Attribute[tuple[str, ...]], value: Any) -> None:
+        if not isinstance(value, tuple) or not all(
+            isinstance(item, str) and item for item in value
+        ):
+            raise InvalidValue("kpi.conventions", f"expected a tuple of names, got {value!r}")
 
     @unit.validator
     def _check_unit(self, attribute: attrs.Attribute[str], value: str) -> None:
         if value not in self.UNITS:
             raise InvalidValue("kpi.unit", f"expected one of {sorted(self.UNITS)}, got {value!r}")
+
+
+@attrs.frozen
+class ExchangeRates:
+    """A source of exchange rates for the scorecard: ``rate(base, quote, on)`` returns how
+    many ``quote`` one ``base`` is worth on day ``on`` (a ``Decimal`` > 0), or None when this
+    source does not know. Sources are asked in registration order; the configured fixed-rate
+    table is asked last."""
+
+    name: str = attrs.field(validator=_valid_name)
+    rate: Callable[[str, str, date], Decimal | None]
+    description: str = ""
 
 
 # --- health, policies, CLI, data ------------------------------------------------------------------

@@ -134,7 +134,7 @@ class ProjectionRunner:
     by default 500; ``rebuild_batch_size`` while rebuilding, by default ``batch_size`` if
     given, else 50,000 (fewer, larger transactions: a row that many events change is decoded
     and written once per batch); such a batch also ends once a projection holds
-    ``rebuild_rows`` rows (None: no bound), as a row may grow with its account's history.
+    ``rebuild_rows`` rows, by default 100,000 (None: no bound), which bounds memory.
     Either way notifications are read and decoded ``batch_size`` at a time: memory follows a
     page and the rows a batch holds (kept decoded from one batch to the next, up to
     ``rebuild_rows``, for projections that declare ``cache_rows``).
@@ -162,7 +162,7 @@ class ProjectionRunner:
         store: ReadModelStore | None = None,
         batch_size: int | None = None,
         rebuild_batch_size: int | None = None,
-        rebuild_rows: int | None = 1_000,
+        rebuild_rows: int | None = 100_000,
         on_failure: Mapping[str, FailurePolicy] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         partition: Partition | None = None,
