@@ -291,3 +291,39 @@ def test_a_superseded_version_leaves_its_dropped_tables_dropped(
     fresh_old_process.status()
     fresh_old_process.read_model("versioned_counts")
     assert not table_exists(fresh_old_process, ReadModelKey.of(Counts()))
+
+
+class CountsWithTotals(Counts):
+    """Version 1 still, but with a second table: a change that should have bumped the
+    version."""
+
+    tables = ("per_account", "totals")
+
+    def apply(self, event: Any, rows: Rows) -> None:
+        super().apply(event, rows)
+        total = rows.get("totals", "all") or {"count": 0}
+        rows.put("totals", "all", {"count": total["count"] + 1})
+
+
+def test_tables_changed_without_a_new_version_stop_it_until_a_rebuild(
+    service: AccountService, runners: list[ProjectionRunner]
+) -> None:
+    account = open_active(service, "crm:1")
+    contact(service, account)
+    runner_of(service, runners, Counts()).catch_up()
+    changed = runner_of(service, runners, CountsWithTotals())
+    contact(service, account)
+    changed.catch_up()
+    [status] = changed.status()
+    assert status.state == "failed"
+    assert status.last_error is not None
+    assert "bump its version, or rebuild it" in status.last_error.error
+    assert count(changed, account.hex)["count"] == 1  # queries still read what was served
+    changed.resume("versioned_counts")
+    changed.rebuild("versioned_counts")  # the same version, rebuilt with its new tables
+    assert changed.status()[0].state == "running"
+    assert changed.read_model("versioned_counts").get("totals", "all") == {"count": 2}
+    assert count(changed, account.hex)["count"] == 2
+    contact(service, account)
+    changed.catch_up()
+    assert changed.read_model("versioned_counts").get("totals", "all") == {"count": 3}

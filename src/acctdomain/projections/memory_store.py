@@ -145,6 +145,9 @@ class MemoryReadModelStore(ReadModelStore):
             for table in key.tables:
                 self._tables[table_name(key, table)] = {}
             self._restart_tracking(key)
+            if self._serving.get(key.name, (None,))[0] == key.version:
+                # Rebuilt from its code: queries read the tables the code declares now.
+                self._serving[key.name] = (key.version, key.tables)
             self._letters.pop((key.name, key.version), None)
 
     def _select_letters(self, key: ReadModelKey, selection: LetterFilter) -> list[ParkedEvent]:

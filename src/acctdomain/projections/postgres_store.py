@@ -384,6 +384,11 @@ class PostgresReadModelStore(ReadModelStore):
                 (key.name, key.version),
             )
             self._restart_tracking(cursor, key)
+            # Rebuilt from its code: queries read the tables the code declares now.
+            cursor.execute(
+                sql.SQL("UPDATE {} SET tables = %s WHERE {}").format(_SERVING, _KEY),
+                (",".join(key.tables), key.name, key.version),
+            )
 
     def _read_serving(self, name: str) -> tuple[int, tuple[str, ...]] | None:
         query = sql.SQL("SELECT version, tables FROM {} WHERE projection = %s").format(_SERVING)

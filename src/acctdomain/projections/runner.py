@@ -260,6 +260,21 @@ class ProjectionRunner:
         # a switch by another runner meanwhile makes ours a no-op (compare-and-set).
         served = self._serving(self._projections.values())
         current = [p for p in self._projections.values() if not _superseded(p, served[p.name])]
+        for projection in list(current):
+            old = served[projection.name]
+            tables = ReadModelKey.of(projection).tables
+            if old is not None and old.version == projection.version and old.tables != tables:
+                # Its tables changed without a new version: applying events to the new
+                # tables would leave queries reading the old ones.
+                current.remove(projection)
+                if self.store.failure(self._key(projection)) is None:
+                    reason = (
+                        f"{projection.name!r} v{projection.version} declares tables {tables}, "
+                        f"but the store serves it with {old.tables}: bump its version, or "
+                        "rebuild it"
+                    )
+                    position = self.store.position(self._key(projection))
+                    self._fail(projection.name, position, InvalidValue("tables", reason))
         read = self._run(current, cancel=cancelled)
         if not cancelled():
             self._take_over(current, head, served)

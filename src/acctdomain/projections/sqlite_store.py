@@ -345,6 +345,11 @@ class SQLiteReadModelStore(ReadModelStore):
                 (key.name, key.version),
             )
             self._restart_tracking(cursor, key)
+            # Rebuilt from its code: queries read the tables the code declares now.
+            cursor.execute(
+                f"UPDATE {SERVING_TABLE} SET tables = ? WHERE projection = ? AND version = ?",
+                (",".join(key.tables), key.name, key.version),
+            )
 
     def _read_serving(self, name: str) -> tuple[int, tuple[str, ...]] | None:
         with self._lock:

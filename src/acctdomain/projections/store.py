@@ -225,7 +225,8 @@ class ReadModelStore(abc.ABC):
 
     def reset(self, subject: Projection | ReadModelKey) -> None:
         """Empty the tables and dead letters of this projection version and forget its
-        position (rebuild)."""
+        position (rebuild); if it is the version served, queries read the tables it declares
+        now."""
         self._reset(self._prepared(subject))
 
     def dead_letters(
