@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any
 
 from acctdomain.domain import events as ev
 from acctdomain.domain.values import CesScore, CsatScore, NpsScore
@@ -98,8 +98,8 @@ class KpiFactsProjection(Projection):
     tables = (ACCOUNTS, REVENUE, ACTIVITY, PENDING)
     version = 1
     description = "Revenue history and activity facts, with both clocks, for the KPI scorecard."
-    # Rows are built fresh or changed through ``rows``, never kept: they may stay cached.
-    cache_rows: ClassVar[bool] = True
+    # Not cached between rebuild batches: most rows are written once (revenue facts) or for
+    # one month (activity), so a cache would only grow with the history, not save reads.
 
     def apply(self, event: Any, rows: Rows) -> None:
         handler = _HANDLERS.get(type(event))
