@@ -12,7 +12,6 @@ import pytest
 
 from acctdomain import AccountService, Money, ProductLine
 from acctdomain.builtin.accounts import AccountsProjection
-from acctdomain.builtin.kpi_facts import fact_key
 from acctdomain.builtin.scorecard_kpis import account_histories
 from acctdomain.domain import events as ev
 from acctdomain.plugins import Rows
@@ -69,20 +68,20 @@ def test_the_row_is_the_account_now_and_does_not_grow_with_its_history(
     assert row["contact_count"] == 1
 
 
-def test_revenue_facts_are_rows_of_their_own_keyed_by_account_and_version(
+def test_revenue_facts_are_kept_in_order_in_the_kpi_facts_account_row(
     memory_service: AccountService,
 ) -> None:
     account = history(memory_service, "a")
     memory_service.catch_up()
-    facts = list(memory_service.read_model("kpi_facts").scan("revenue"))
-    assert [key for key, _ in facts] == [fact_key(account.hex, v) for v in (3, 5, 6, 7)]
-    assert fact_key(account.hex, 3) == f"{account.hex}:0000000003"
-    assert [(f["fact"][2], f["fact"][3]) for _, f in facts] == [
+    row = memory_service.read_model("kpi_facts").get("accounts", account.hex)
+    assert row is not None
+    assert [(fact[2], fact[3]) for fact in row["revenue"]] == [
         ("started", {"core": "1000"}),
         ("upsold", {"core": "1500"}),
         ("cross_sold", {"core": "1500", "mobile": "200"}),
         ("churned", {}),
     ]
+    assert row["lines"] == {}
 
 
 def test_events_that_change_no_row_are_not_decoded(

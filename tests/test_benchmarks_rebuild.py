@@ -90,7 +90,7 @@ def test_json_has_the_figures_the_issue_asks_for(
     rows = int(result["read_models"]["digest"].split(":")[0])
     tables = read_models(Path(result["workload"]["database"]))
     assert len(tables["accounts/accounts"]) == len(tables["kpi_facts/accounts"]) == 20
-    assert tables["kpi_facts/revenue"]
+    assert any(row["revenue"] for _, row in tables["kpi_facts/accounts"])
     assert rows == sum(len(table) for table in tables.values())  # every built-in table
 
 

@@ -432,3 +432,20 @@ def test_every_builtin_kpi_value_is_a_kpi_value(service: AccountService, book: B
     for line in service.scorecard(*Q1):
         assert isinstance(line.value, KpiValue), line
         assert line.error == ""
+
+
+def test_the_scorecard_leaves_the_garbage_collector_as_it_found_it(
+    service: AccountService, book: Book
+) -> None:
+    import gc
+
+    quarter_book(book)
+    assert gc.isenabled()
+    service.scorecard(*Q1)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        service.scorecard(*Q1)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

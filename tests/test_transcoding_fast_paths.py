@@ -337,3 +337,26 @@ def test_enum_members_encode_alike_every_time_and_flag_combinations_too(
         row = {"value": value, "values": [value, (value,)]}
         assert fast.encode(row) == reference.encode(row)
         assert same(fast.decode(fast.encode(row)), row)
+
+
+plain_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=200)
+@given(st.dictionaries(st.text(max_size=8), plain_json, max_size=5))
+def test_text_without_a_tag_decodes_as_with_the_hook(row: dict[str, Any]) -> None:
+    transcoder = ExactJSONTranscoder()
+    text = transcoder.encode_text(row)
+    assert transcoder.decode_text(text) == row == transcoder.decode(text.encode())
+
+
+def test_a_tag_written_as_text_or_a_lone_tag_key_is_not_a_tagged_value() -> None:
+    transcoder = ExactJSONTranscoder()
+    for row in ({"k": '"_type_"'}, {"_type_": "tuple"}, {"a": (1, 2), "b": '"_type_"'}):
+        assert transcoder.decode_text(transcoder.encode_text(row)) == row

@@ -65,6 +65,8 @@ class ExactJSONTranscoder(JSONTranscoder):
         self.decoder = json.JSONDecoder(object_hook=_make_hook(self._decoders))
         self._encode_plain = self.encoder.encode
         self._decode_str = self.decoder.decode
+        # Without a tag, the hook changes nothing: the C decoder alone gives the same objects.
+        self._decode_untagged = json.JSONDecoder().decode
         self.register(_TupleTranscoding())
         self.register(_ItemsDictTranscoding())
 
@@ -85,8 +87,15 @@ class ExactJSONTranscoder(JSONTranscoder):
         return self._encode_plain(self._tag(obj))
 
     def decode_text(self, text: str) -> Any:
-        """The object of JSON text written by :meth:`encode_text`."""
+        """The object of JSON text written by :meth:`encode_text` (text without a type tag,
+        such as a read-model row of plain values, skips the object hook)."""
+        if _TAG_KEY not in text:
+            return self._decode_untagged(text)
         return self._decode_str(text)
+
+
+# How a tagged value's key appears in the text the encoder writes (it never escapes it).
+_TAG_KEY = '"_type_"'
 
 
 def _make_tag(taggers: dict[type, _Tagger]) -> _Tagger:

@@ -3,17 +3,15 @@
 The scorecard must answer for any period, any filter and both clocks (what was effective in a
 period; what was known on a recorded date) without replaying events, fast. So this read model
 keeps small, plain facts, each with its effective and recorded time (integers: microseconds
-since 1970-01-01 UTC) and amounts as exact decimal text. No row grows with an account's
-history, so a rebuild writes each row once or a few times:
+since 1970-01-01 UTC) and amounts as exact decimal text:
 
 - table ``accounts``, one row per account (key: the account id's hex): segment, industry,
-  currency, when it was opened, the history of its manager (reassignments are rare) and its
-  current product lines;
-- table ``revenue``, one row per revenue fact (key :func:`fact_key`: the account's hex, ``:``
-  and its version, zero-padded, so an account's facts come together, in order): every contract
-  start, renewal, reactivation, churn, upsell, cross-sell and downgrade, with the product lines
-  it left (revenue changes stand in business-time order, so the lines at any moment are those
-  of the account's last fact before it), and every renewal marked due;
+  currency, when it was opened, the history of its manager, and its revenue history: every
+  contract start, renewal, reactivation, churn, upsell, cross-sell and downgrade with the
+  product lines it left (revenue changes stand in business-time order, so the lines at any
+  moment are those of the last fact before it), and every renewal marked due. The row grows
+  with the revenue history only (a few facts a year), and a scorecard reads one row per
+  account;
 - table ``activity``, one row per account and month of effective time (key
   ``YYYY-MM:<hex>``, so a period's rows are a few key ranges): survey answers, first responses
   to requests and issues, issue resolutions and decided offers, with what the KPIs need;
@@ -39,19 +37,14 @@ __all__ = [
     "ACCOUNTS",
     "ACTIVITY",
     "PENDING",
-    "REVENUE",
     "KpiFactsProjection",
     "activity_key",
-    "fact_key",
     "micros",
 ]
 
 ACCOUNTS = "accounts"
-REVENUE = "revenue"
 ACTIVITY = "activity"
 PENDING = "pending"
-
-_VERSION_DIGITS = 10
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -75,12 +68,6 @@ def micros(moment: datetime) -> int:
     return (moment - EPOCH) // _MICROSECOND
 
 
-def fact_key(account_hex: str, version: int) -> str:
-    """The ``revenue`` row of the event at ``version`` of an account: its hex, ``:`` and the
-    version zero-padded (an account's facts sort together, in order)."""
-    return f"{account_hex}:{version:0{_VERSION_DIGITS}d}"
-
-
 def activity_key(account_hex: str, effective: datetime) -> str:
     """The ``activity`` row of an account for the month of ``effective`` (UTC)."""
     day = effective.astimezone(UTC)
@@ -95,8 +82,10 @@ class KpiFactsProjection(Projection):
     """The facts of :mod:`acctdomain.builtin.kpi_facts`."""
 
     name = "kpi_facts"
-    tables = (ACCOUNTS, REVENUE, ACTIVITY, PENDING)
-    version = 1
+    tables = (ACCOUNTS, ACTIVITY, PENDING)
+    # 2: the revenue facts are in the account's row (version 1 had a row per fact: a
+    # scorecard read ten times as many rows).
+    version = 2
     description = "Revenue history and activity facts, with both clocks, for the KPI scorecard."
     # Not cached between rebuild batches: most rows are written once (revenue facts) or for
     # one month (activity), so a cache would only grow with the history, not save reads.
@@ -123,6 +112,8 @@ def _opened(event: ev.AccountOpened, rows: Rows) -> None:
             "opened": at,
             "managers": [[*at, event.manager, event.manager_type.value]],
             "lines": {},
+            "revenue": [],
+            "renewals": [],
         },
     )
 
@@ -159,15 +150,10 @@ def _revenue(event: Any, rows: Rows) -> None:
         else:
             lines.pop(event.product, None)
     row["lines"] = lines
-    rows.put(ACCOUNTS, event.originator_id.hex, row)
     # [effective, recorded, kind, lines after]: the status after is "churned" after a churn
     # and "active" after any other revenue change.
-    _revenue_fact(event, rows, kind, lines)
-
-
-def _revenue_fact(event: Any, rows: Rows, *values: Any) -> None:
-    key = fact_key(event.originator_id.hex, event.originator_version)
-    rows.put(REVENUE, key, {"fact": [*_times(event), *values]})
+    row["revenue"].append([*_times(event), kind, lines])
+    rows.put(ACCOUNTS, event.originator_id.hex, row)
 
 
 def _decimal(text: str | None) -> Decimal:
@@ -175,10 +161,12 @@ def _decimal(text: str | None) -> Decimal:
 
 
 def _renewal_due(event: ev.RenewalDue, rows: Rows) -> None:
-    if _account(event, rows) is not None:
+    row = _account(event, rows)
+    if row is not None:
         due = micros(datetime.combine(event.due_on, datetime.min.time(), tzinfo=UTC))
-        # [effective, recorded, "due", due on (start of the day), ARR at stake]
-        _revenue_fact(event, rows, "due", due, _amount(event.arr_at_stake))
+        # [effective, recorded, due on (the start of that day), ARR at stake]
+        row["renewals"].append([*_times(event), due, _amount(event.arr_at_stake)])
+        rows.put(ACCOUNTS, event.originator_id.hex, row)
 
 
 def _fact(event: Any, rows: Rows, *values: Any) -> None:

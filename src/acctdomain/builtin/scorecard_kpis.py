@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from acctdomain.builtin.kpi_facts import ACCOUNTS, ACTIVITY, REVENUE, micros
+from acctdomain.builtin.kpi_facts import ACCOUNTS, ACTIVITY, micros
 from acctdomain.domain.values import Money
 from acctdomain.metrics import (
     PeriodBook,
@@ -64,28 +64,11 @@ def _all_rows(context: KpiContext) -> list[tuple[str, dict[str, Any]]]:
 
 
 def account_histories(facts: ReadModel) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Each account of the ``kpi_facts`` read model (key: its hex) with its revenue history:
-    its ``accounts`` row plus ``revenue``, the list of its revenue facts ([effective,
-    recorded, kind, lines after]), and ``renewals``, the renewals marked due ([effective,
-    recorded, due, ARR at stake]), in order. Both tables are scanned once, in key order (a
-    fact's key is its account's followed by ``:<version>``)."""
-    history = facts.scan(REVENUE)
-    pending = next(history, None)
-    for key, row in facts.scan(ACCOUNTS):
-        revenue: list[list[Any]] = []
-        renewals: list[list[Any]] = []
-        while pending is not None:
-            account = pending[0][:32]
-            if account > key:
-                break
-            if account == key:
-                fact = pending[1]["fact"]
-                if fact[2] == "due":
-                    renewals.append([fact[0], fact[1], fact[3], fact[4]])
-                else:
-                    revenue.append(fact)
-            pending = next(history, None)
-        yield key, {**row, "revenue": revenue, "renewals": renewals}
+    """Each account of the ``kpi_facts`` read model (key: its hex) with its history:
+    ``revenue``, its revenue facts ([effective, recorded, kind, lines after]), and
+    ``renewals``, the renewals marked due ([effective, recorded, due, ARR at stake]), in
+    order."""
+    return facts.scan(ACCOUNTS)
 
 
 def scope(context: KpiContext) -> list[tuple[str, dict[str, Any]]]:
@@ -192,17 +175,16 @@ def period_facts(context: KpiContext) -> list[tuple[str, list[Any]]]:
     if key not in context.memo:
         start, end, known = _bounds(context)
         accounts = {hex_id for hex_id, _ in scope(context)}
-        months = tuple(_months(context.start, context.end))
+        read_model = context.read_model(FACTS)
         facts = []
-        for row_key, row in context.read_model(FACTS).scan(ACTIVITY):
-            if not row_key.startswith(months):
-                continue
-            account = row_key[8:]
-            if account not in accounts:
-                continue
-            for fact in row["facts"]:
-                if start <= fact[0] <= end and fact[1] <= known:
-                    facts.append((account, fact))
+        for month in _months(context.start, context.end):  # a key range each
+            for row_key, row in read_model.scan(ACTIVITY, month):
+                account = row_key[8:]
+                if account not in accounts:
+                    continue
+                for fact in row["facts"]:
+                    if start <= fact[0] <= end and fact[1] <= known:
+                        facts.append((account, fact))
         context.memo[key] = facts
     found: list[tuple[str, list[Any]]] = context.memo[key]
     return found

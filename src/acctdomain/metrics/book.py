@@ -151,19 +151,37 @@ class PeriodBook:
         return round((self.end + 1 - self.start) / 86_400_000_000)
 
     def add(self, key: str, row: Mapping[str, Any], rate: Decimal) -> None:
-        """Count one account, its amounts converted with ``rate``."""
-        before = at(row, self.start - 1, self.known)
-        after = at(row, self.end, self.known)
-        product = self.product
-        start_arr = before.arr(product) * rate
-        end_arr = after.arr(product) * rate
+        """Count one account, its amounts converted with ``rate``: one pass over its revenue
+        facts finds its state before and at the end of the period and what happened in it."""
+        start, end, known, product = self.start, self.end, self.known, self.product
+        before: tuple[str, Mapping[str, str]] = ("none", {})
+        after: tuple[str, Mapping[str, str]] = before
+        seen: set[str] = set()
+        upsell = cross_sell = ZERO
+        for effective, recorded, kind, lines in row["revenue"]:
+            if recorded > known or effective > end:
+                break
+            if effective >= start:
+                if kind == "upsold" or kind == "cross_sold":
+                    added = _added(after[1], lines, product)
+                    if kind == "upsold":
+                        upsell += added
+                    else:
+                        cross_sell += added
+                seen.add(kind)
+            after = ("churned" if kind == "churned" else "active", lines)
+            if effective < start:
+                before = after
+        was_active, start_arr = _state(before, product)
+        is_active, end_arr = _state(after, product)
+        start_arr *= rate
+        end_arr *= rate
         self.ending_arr += end_arr
-        if after.active(product):
-            self.active += 1
-        if before.active(product):
+        self.active += is_active
+        if was_active:
             self.cohort += 1
             self.starting_arr += start_arr
-            if after.active(product):
+            if is_active:
                 self.retained += 1
                 self.cohort_arr += end_arr
                 change = end_arr - start_arr
@@ -174,37 +192,16 @@ class PeriodBook:
             else:
                 self.churned += 1
                 self.churned_arr += start_arr
-        self._events(row, before.active(product), rate)
-        self._renewals(key, row, rate)
-
-    def _events(self, row: Mapping[str, Any], in_cohort: bool, rate: Decimal) -> None:
-        seen: set[str] = set()
-        previous: Mapping[str, str] = {}
-        for effective, recorded, kind, after in row["revenue"]:
-            if recorded > self.known or effective > self.end:
-                break
-            if effective >= self.start:
-                if kind in ("upsold", "cross_sold"):
-                    added = sum(
-                        (
-                            Decimal(amount) - Decimal(previous.get(product, "0"))
-                            for product, amount in after.items()
-                            if self.product is None or product == self.product
-                        ),
-                        ZERO,
-                    )
-                    if kind == "upsold":
-                        self.upsell_arr += added * rate
-                    else:
-                        self.cross_sell_arr += added * rate
-                seen.add(kind)
-            previous = after
-        self.new += "started" in seen
-        self.churn_events += "churned" in seen
-        self.reactivated += "reactivated" in seen
-        if in_cohort:
             self.upsell_accounts += "upsold" in seen
             self.cross_sell_accounts += "cross_sold" in seen
+        if seen:
+            self.upsell_arr += upsell * rate
+            self.cross_sell_arr += cross_sell * rate
+            self.new += "started" in seen
+            self.churn_events += "churned" in seen
+            self.reactivated += "reactivated" in seen
+        if row["renewals"]:
+            self._renewals(key, row, rate)
 
     def _renewals(self, key: str, row: Mapping[str, Any], rate: Decimal) -> None:
         revenue = row["revenue"]
@@ -251,6 +248,29 @@ class PeriodBook:
                 converted = ZERO
             book.add(key, row, converted)
         return book
+
+
+def _state(state: tuple[str, Mapping[str, str]], product: str | None) -> tuple[bool, Decimal]:
+    """Whether the account is active (in ``product``) and its ARR there."""
+    status, lines = state
+    if status != "active":
+        return False, ZERO
+    if product is not None:
+        amount = lines.get(product)
+        return (False, ZERO) if amount is None else (True, Decimal(amount))
+    return True, sum((Decimal(amount) for amount in lines.values()), ZERO)
+
+
+def _added(before: Mapping[str, str], after: Mapping[str, str], product: str | None) -> Decimal:
+    """ARR added from ``before`` to ``after`` (in ``product``)."""
+    return sum(
+        (
+            Decimal(amount) - Decimal(before.get(name, "0"))
+            for name, amount in after.items()
+            if product is None or name == product
+        ),
+        ZERO,
+    )
 
 
 def historical_value(row: Mapping[str, Any], until: int, known: int) -> Decimal:

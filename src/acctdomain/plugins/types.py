@@ -101,8 +101,8 @@ class ReadModel(Protocol):
     def get(self, table: str, key: str) -> dict[str, Any] | None:
         """The row stored under ``key``, or None."""
 
-    def scan(self, table: str) -> Iterator[tuple[str, dict[str, Any]]]:
-        """Every row of the table, by key."""
+    def scan(self, table: str, prefix: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+        """Every row of the table (whose key starts with ``prefix``), by key."""
 
 
 @attrs.frozen

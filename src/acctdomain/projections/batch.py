@@ -23,8 +23,9 @@ class RowSource(Protocol):
     def fetch(self, table: str, key: str) -> str | None:
         """The text of one row, or None."""
 
-    def fetch_all(self, table: str) -> Iterator[tuple[str, str]]:
-        """Every row, in key order (code point order on every backend)."""
+    def fetch_all(self, table: str, prefix: str = "") -> Iterator[tuple[str, str]]:
+        """Every row (whose key starts with ``prefix``), in key order (code point order on
+        every backend)."""
 
 
 @attrs.frozen
@@ -55,10 +56,12 @@ class StoreReader:
         text = self._source.fetch(table_name(self._key, table), _check_key(key))
         return None if text is None else self._codec.loads(text)
 
-    def scan(self, table: str) -> Iterator[tuple[str, dict[str, Any]]]:
-        """Every row of the table, in key order."""
-        for key, text in self._source.fetch_all(table_name(self._key, table)):
-            yield key, self._codec.loads(text)
+    def scan(self, table: str, prefix: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+        """Every row of the table (whose key starts with ``prefix``: a range of the index,
+        not a filter), in key order."""
+        loads = self._codec.loads
+        for key, text in self._source.fetch_all(table_name(self._key, table), prefix):
+            yield key, loads(text)
 
 
 class RowCache:

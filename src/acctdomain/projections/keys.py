@@ -19,6 +19,7 @@ __all__ = [
     "check_sql_table",
     "check_table_prefixes",
     "key_of",
+    "prefix_bounds",
     "table_name",
 ]
 
@@ -157,6 +158,18 @@ def check_table_prefixes(key: ReadModelKey, share: object) -> dict[str, str]:
             )
         checked[table] = prefix
     return checked
+
+
+def prefix_bounds(prefix: str) -> tuple[str, str | None]:
+    """The keys starting with ``prefix`` as a range in code point order: from ``prefix``
+    (included) to the returned upper bound (excluded; None: no bound, for ""). A prefix ending
+    in the last code point has no string right after its range: its bound is shortened."""
+    if not isinstance(prefix, str):
+        raise InvalidValue("prefix", f"expected text, got {prefix!r}")
+    head = prefix.rstrip(chr(0x10FFFF))
+    if not head:
+        return prefix, None
+    return prefix, head[:-1] + chr(ord(head[-1]) + 1)
 
 
 _SQL_TABLE = re.compile(r"rm_[a-z0-9_]{1,60}")

@@ -43,9 +43,11 @@ class MemoryReadModelStore(ReadModelStore):
     def fetch(self, table: str, key: str) -> str | None:
         return self._tables[table].get(key)
 
-    def fetch_all(self, table: str) -> Iterator[tuple[str, str]]:
+    def fetch_all(self, table: str, prefix: str = "") -> Iterator[tuple[str, str]]:
         with self._lock:
-            rows = sorted(self._tables[table].items())
+            rows = sorted(
+                (key, value) for key, value in self._tables[table].items() if key.startswith(prefix)
+            )
         yield from rows
 
     def _create(self, key: ReadModelKey) -> None:

@@ -16,7 +16,7 @@ from psycopg import sql
 from acctdomain.application.stores import StoreSpec
 from acctdomain.projections.batch import Changes
 from acctdomain.projections.codec import RowCodec
-from acctdomain.projections.keys import ReadModelKey, table_name
+from acctdomain.projections.keys import ReadModelKey, prefix_bounds, table_name
 from acctdomain.projections.status import Failure, ParkedEvent
 from acctdomain.projections.store import (
     DEAD_LETTER_TABLE,
@@ -86,22 +86,25 @@ class PostgresReadModelStore(ReadModelStore):
             row = self._connection.execute(query, (key,), prepare=True).fetchone()
         return None if row is None else str(row[0])
 
-    def fetch_all(self, table: str) -> Iterator[tuple[str, str]]:
+    def fetch_all(self, table: str, prefix: str = "") -> Iterator[tuple[str, str]]:
         # Pages by key, so a long scan neither holds the lock nor loads the whole table.
-        first = sql.SQL("SELECT key, value FROM {} ORDER BY key LIMIT %s").format(
-            sql.Identifier(table)
+        lower, upper = prefix_bounds(prefix)
+        bound = sql.SQL("") if upper is None else sql.SQL(" AND key < %s")
+        tail = () if upper is None else (upper,)
+        first = sql.SQL("SELECT key, value FROM {} WHERE key >= %s{} ORDER BY key LIMIT %s").format(
+            sql.Identifier(table), bound
         )
-        after = sql.SQL("SELECT key, value FROM {} WHERE key > %s ORDER BY key LIMIT %s").format(
-            sql.Identifier(table)
+        after = sql.SQL("SELECT key, value FROM {} WHERE key > %s{} ORDER BY key LIMIT %s").format(
+            sql.Identifier(table), bound
         )
         with self._lock:
-            page = self._connection.execute(first, (_PAGE,)).fetchall()
+            page = self._connection.execute(first, (lower, *tail, _PAGE)).fetchall()
         while page:
             yield from ((str(key), str(value)) for key, value in page)
             if len(page) < _PAGE:
                 return
             with self._lock:
-                page = self._connection.execute(after, (page[-1][0], _PAGE)).fetchall()
+                page = self._connection.execute(after, (page[-1][0], *tail, _PAGE)).fetchall()
 
     def _create(self, key: ReadModelKey) -> None:
         with self._transaction() as cursor:

@@ -12,7 +12,12 @@ from uuid import UUID
 from acctdomain.application.stores import SQLITE_LOCK_TIMEOUT
 from acctdomain.projections.batch import Changes
 from acctdomain.projections.codec import RowCodec
-from acctdomain.projections.keys import ReadModelKey, check_sql_table, table_name
+from acctdomain.projections.keys import (
+    ReadModelKey,
+    check_sql_table,
+    prefix_bounds,
+    table_name,
+)
 from acctdomain.projections.status import Failure, ParkedEvent
 from acctdomain.projections.store import (
     DEAD_LETTER_TABLE,
@@ -88,12 +93,16 @@ class SQLiteReadModelStore(ReadModelStore):
             ).fetchone()
         return None if row is None else str(row[0])
 
-    def fetch_all(self, table: str) -> Iterator[tuple[str, str]]:
+    def fetch_all(self, table: str, prefix: str = "") -> Iterator[tuple[str, str]]:
         # Pages by key, so a long scan neither holds the lock nor loads the whole table.
         check_sql_table(table)
+        lower, upper = prefix_bounds(prefix)
+        bound = "" if upper is None else " AND key < ?"
+        tail = () if upper is None else (upper,)
         with self._lock:
             page = self._connection.execute(
-                f'SELECT key, value FROM "{table}" ORDER BY key LIMIT ?', (_PAGE,)
+                f'SELECT key, value FROM "{table}" WHERE key >= ?{bound} ORDER BY key LIMIT ?',
+                (lower, *tail, _PAGE),
             ).fetchall()
         while page:
             yield from page
@@ -101,8 +110,8 @@ class SQLiteReadModelStore(ReadModelStore):
                 return
             with self._lock:
                 page = self._connection.execute(
-                    f'SELECT key, value FROM "{table}" WHERE key > ? ORDER BY key LIMIT ?',
-                    (page[-1][0], _PAGE),
+                    f'SELECT key, value FROM "{table}" WHERE key > ?{bound} ORDER BY key LIMIT ?',
+                    (page[-1][0], *tail, _PAGE),
                 ).fetchall()
 
     def _create(self, key: ReadModelKey) -> None:

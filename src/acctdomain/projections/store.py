@@ -314,8 +314,8 @@ class ReadModelStore(abc.ABC):
         """The committed text of one row, or None."""
 
     @abc.abstractmethod
-    def fetch_all(self, table: str) -> Iterator[tuple[str, str]]:
-        """Every committed row, in key order."""
+    def fetch_all(self, table: str, prefix: str = "") -> Iterator[tuple[str, str]]:
+        """Every committed row (whose key starts with ``prefix``), in key order."""
 
     @abc.abstractmethod
     def _create(self, key: ReadModelKey) -> None:
