@@ -20,7 +20,7 @@ Cohort (active on 1 Jan): A, B, C, F, starting ARR 4100. Netted per account: A +
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -29,6 +29,7 @@ import pytest
 
 from acctdomain import (
     AccountService,
+    CesScore,
     CsatScore,
     KpiSettings,
     Money,
@@ -41,6 +42,7 @@ from acctdomain.plugins.types import KpiValue
 from tests.conftest import FakeClock
 
 Q1 = (date(2026, 1, 1), date(2026, 3, 31))
+MICRO = timedelta(microseconds=1)
 
 
 def at(month: int, day: int, year: int = 2026) -> datetime:
@@ -449,3 +451,50 @@ def test_the_scorecard_leaves_the_garbage_collector_as_it_found_it(
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_renewals_lost_and_still_open_count_as_not_renewed(
+    service: AccountService, book: Book
+) -> None:
+    ids = quarter_book(book)  # C: due 1 Feb, renewed
+    x = book.account("X", 700, at(11, 1, 2025))
+    y = book.account("Y", 300, at(11, 1, 2025))
+    service.mark_renewal_due(x, due_on=date(2026, 2, 15), **book.when(at(1, 6)))
+    service.churn(x, reason="competitor", **book.when(at(2, 20)))
+    service.mark_renewal_due(y, due_on=date(2026, 3, 15), **book.when(at(1, 7)))
+    line = card(service)["renewal_rate"]
+    assert value(line) == Decimal(1) / 3
+    detail = line.value.detail
+    assert (detail["due"], detail["renewed"], detail["lost"], detail["open"]) == (3, 1, 1, 1)
+    assert detail["at_stake"] == eur("1500.00")  # 500 + 700 + 300
+    by_value = card(service, conventions={"renewal_rate": "value"})["renewal_rate"]
+    assert value(by_value) == Decimal(400) / 1500
+    assert ids["C"] != x
+
+
+def test_customer_effort_is_the_mean_answer(service: AccountService, book: Book) -> None:
+    account = book.account("A", 1000, at(12, 1, 2025))
+    for score in (7, 5, 3):
+        service.record_feedback(account, score=CesScore(score), **book.when(at(2, 3)))
+    service.record_feedback(account, score=CesScore(1), **book.when(at(4, 3)))  # Q2
+    assert value(card(service)["ces"]) == Decimal(5)
+
+
+def test_historical_lifetime_value_is_what_each_account_paid_on_average(
+    service: AccountService, book: Book
+) -> None:
+    a = book.account("A", 1000, datetime(2025, 1, 1, tzinfo=UTC))
+    book.account("B", 2000, datetime(2025, 7, 1, tzinfo=UTC))
+    service.churn(a, reason="price", **book.when(datetime(2025, 7, 1, tzinfo=UTC)))
+    year = (date(2025, 1, 1), date(2025, 12, 31))
+    line = card(service, year, conventions={"ltv": "historical"})["ltv"]
+    end = datetime(2026, 1, 1, tzinfo=UTC) - timedelta(microseconds=1)
+    micros_a = (datetime(2025, 7, 1, tzinfo=UTC) - datetime(2025, 1, 1, tzinfo=UTC)) / MICRO
+    micros_b = (end - datetime(2025, 7, 1, tzinfo=UTC)) / MICRO
+    year_micros = Decimal(365 * 24 * 3600 * 1_000_000)
+    paid = (
+        Decimal(1000) * Decimal(micros_a) / year_micros
+        + Decimal(2000) * Decimal(micros_b) / year_micros
+    )
+    assert value(line) == eur((paid / 2).quantize(Decimal("0.01")))
+    assert line.value.detail["accounts"] == 2
