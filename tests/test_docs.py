@@ -36,6 +36,7 @@ GETTING_STARTED = DOCS / "getting-started.md"
 DOMAIN = DOCS / "domain.md"
 PLUGINS = DOCS / "plugins.md"
 AUDIT = DOCS / "audit.md"
+HISTORY = DOCS / "history.md"
 
 # A fenced python block, optionally preceded by an include marker naming its tested source.
 PYTHON_BLOCK = re.compile(
@@ -208,7 +209,9 @@ def test_domain_reference_documents_every_record_field(record: type) -> None:
 # --- (d) the other python blocks run -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("page", [GETTING_STARTED, DOMAIN, PLUGINS, AUDIT], ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "page", [GETTING_STARTED, DOMAIN, PLUGINS, AUDIT, HISTORY], ids=lambda p: p.name
+)
 def test_python_blocks_of_a_page_run_in_order(page: Path) -> None:
     namespace: dict[str, object] = {"__name__": f"docs_{page.stem.replace('-', '_')}"}
     blocks = [m for m in PYTHON_BLOCK.finditer(read(page)) if not m["include"]]
