@@ -89,6 +89,9 @@ def test_demo_json_summary_has_stable_keys(tmp_path: Path) -> None:
     assert builtins <= set(kpis)
     assert set(kpis["active_accounts"]) == {"name", "title", "unit", "value", "previous", "reason"}
     assert 0 <= kpis["active_accounts"]["value"] <= 3
+    # The demo reports its several currencies in EUR at its fixed rates.
+    assert str(kpis["arr"]["value"]).endswith(" EUR")
+    assert kpis["nrr"]["unit"] == "ratio"
 
 
 def test_zero_accounts_is_a_one_line_usage_error(tmp_path: Path) -> None:

@@ -498,3 +498,35 @@ def test_historical_lifetime_value_is_what_each_account_paid_on_average(
     )
     assert value(line) == eur((paid / 2).quantize(Decimal("0.01")))
     assert line.value.detail["accounts"] == 2
+
+
+def test_customer_effort_as_the_share_of_easy_answers(service: AccountService, book: Book) -> None:
+    account = book.account("A", 1000, at(12, 1, 2025))
+    for score in (7, 5, 3, 2):
+        service.record_feedback(account, score=CesScore(score), **book.when(at(2, 3)))
+    line = card(service, conventions={"ces": "share_easy"})["ces"]
+    assert (line.convention, value(line)) == ("share_easy", Decimal("0.5"))
+
+
+def test_with_a_product_line_only_the_facts_that_changed_it_count(
+    service: AccountService, book: Book
+) -> None:
+    a = book.account("A", 1000, at(12, 1, 2025))
+    book.account("B", 500, at(2, 1))  # new, but not on analytics
+    service.cross_sell(a, product="analytics", arr=eur(300), **book.when(at(1, 10)))
+    service.upsell(a, product="core", added_arr=eur(100), **book.when(at(1, 20)))
+    service.upsell(a, product="analytics", added_arr=eur(50), **book.when(at(2, 20)))
+    whole = card(service, conventions={"upsell_rate": "revenue"})
+    assert value(whole["new_accounts"]) == 1
+    assert value(whole["upsell_rate"]) == Decimal(150) / 1000
+    analytics = card(service, product="analytics", conventions={"upsell_rate": "revenue"})
+    assert value(analytics["new_accounts"]) == 0
+    assert value(analytics["arr"]) == eur("350.00")
+    assert analytics["upsell_rate"].value.reason == "the cohort's starting ARR is zero"
+    core = card(service, product="core")
+    assert value(core["new_accounts"]) == 1  # B's contract started the line
+    assert value(core["upsell_rate"]) == Decimal(1)  # A, the cohort of one, upsold core
+    assert (
+        value(card(service, product="core", conventions={"upsell_rate": "revenue"})["upsell_rate"])
+        == Decimal(100) / 1000
+    )

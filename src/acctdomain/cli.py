@@ -35,7 +35,7 @@ from acctdomain.application import AccountService, StoreSpec
 from acctdomain.application.scorecard import KpiResult
 from acctdomain.cli_projections import GROUP as PROJECTIONS
 from acctdomain.cli_projections import projections_app
-from acctdomain.demo import BookSummary, eur_at_demo_rate, generate_book
+from acctdomain.demo import DEMO_KPI_SETTINGS, BookSummary, eur_at_demo_rate, generate_book
 from acctdomain.domain import AccountState, AccountStatus, IssueSeverity, Money, Segment
 from acctdomain.errors import PluginError
 from acctdomain.plugins import KpiValue, PluginHost
@@ -267,9 +267,25 @@ def _print_scorecard(console: Console, scorecard: dict[str, Any]) -> None:
     table.add_column("previous quarter", justify="right")
     table.add_column("note")
     for kpi in scorecard["kpis"]:
-        shown = ["-" if kpi[key] is None else str(kpi[key]) for key in ("value", "previous")]
+        shown = [_shown(kpi[key], kpi["unit"]) for key in ("value", "previous")]
         table.add_row(kpi["title"], *shown, kpi["reason"])
     console.print(table)
+
+
+def _shown(figure: str | int | None, unit: str) -> str:
+    """A KPI figure for a person: ratios in percent, money and scores rounded."""
+    if figure is None:
+        return "-"
+    if unit == "money":
+        amount, currency = str(figure).split()
+        return _amount(amount, currency)
+    if unit == "ratio":
+        return f"{Decimal(str(figure)) * 100:.1f} %"
+    if unit == "score":
+        return f"{Decimal(str(figure)):.1f}"
+    if unit in ("hours", "days"):
+        return f"{Decimal(str(figure)):.1f} {unit[0]}"
+    return str(figure)
 
 
 def _print_tables(console: Console, report: dict[str, Any]) -> None:
@@ -353,7 +369,9 @@ def demo(
         _fail(f"--accounts must be at least 1, got {accounts}")
     _replace_store(db)
     try:
-        service = AccountService(StoreSpec(kind="sqlite", path=str(db)))
+        service = AccountService(
+            StoreSpec(kind="sqlite", path=str(db)), kpi_settings=DEMO_KPI_SETTINGS
+        )
     except (OSError, sqlite3.Error, PersistenceError) as error:
         _fail(f"--db {db}: cannot open an SQLite store there: {error}")
     errors = Console(stderr=True)

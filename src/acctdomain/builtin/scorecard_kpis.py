@@ -18,6 +18,7 @@ from acctdomain.metrics import (
     PeriodBook,
     Undefined,
     ces_mean,
+    ces_share_easy,
     convert_churn_rate,
     csat,
     historical_value,
@@ -228,13 +229,22 @@ def _cohort_ratio(numerator: Callable[[PeriodBook], Decimal | int]) -> Callable[
     return compute
 
 
-def _logo(numerator: Callable[[PeriodBook], int]) -> Callable[[KpiContext], Any]:
+def _logo(churn: bool) -> Callable[[KpiContext], Any]:
+    """Logo retention, or (``churn``) customer churn with its annualized rate."""
+
     def compute(context: KpiContext) -> KpiValue:
         book = period_book(context)
-        value = ratio(numerator(book), book.cohort, "the cohort (accounts active at the start)")
-        detail: dict[str, Any] = {"cohort": book.cohort, "retained": book.retained}
-        detail["churned"] = book.churned
-        if numerator(book) == book.churned:
+        value = ratio(
+            book.churned if churn else book.retained,
+            book.cohort,
+            "the cohort (accounts active at the start)",
+        )
+        detail: dict[str, Any] = {
+            "cohort": book.cohort,
+            "retained": book.retained,
+            "churned": book.churned,
+        }
+        if churn:
             detail["annualized"] = convert_churn_rate(value, book.days, 365)
         return KpiValue(value, detail=detail)
 
@@ -309,6 +319,13 @@ def _survey(kind: str, formula: Callable[[list[int]], Decimal]) -> Callable[[Kpi
         return KpiValue(formula(scores), detail={"answers": len(scores)})
 
     return compute
+
+
+def _ces(context: KpiContext) -> KpiValue:
+    """CES by the chosen convention: the mean answer, or the share of easy answers (5-7)."""
+    scores = [fact[3] for _, fact in period_facts(context) if fact[2] == "ces"]
+    formula = ces_share_easy if context.convention("ces", "mean") == "share_easy" else ces_mean
+    return KpiValue(formula(scores), detail={"answers": len(scores)})
 
 
 def _timing(kind: str, what: str) -> Callable[[KpiContext], Any]:
@@ -394,9 +411,9 @@ _DEFINITIONS: tuple[_Definition, ...] = (
      "ARR of the accounts active at the end of the period."),
     ("revenue_growth", "Revenue growth", "ratio", _growth, (),
      "ARR at the end over ARR at the start, minus one (newcomers included)."),
-    ("logo_retention", "Logo retention", "ratio", _logo(lambda b: b.retained), (),
+    ("logo_retention", "Logo retention", "ratio", _logo(churn=False), (),
      "Share of the accounts active at the start still active at the end."),
-    ("customer_churn", "Customer churn", "ratio", _logo(lambda b: b.churned), (),
+    ("customer_churn", "Customer churn", "ratio", _logo(churn=True), (),
      "Share of the accounts active at the start churned at the end."),
     ("grr", "Gross revenue retention", "ratio",
      _cohort_ratio(lambda b: b.starting_arr - b.contraction - b.churned_arr), (),
@@ -427,8 +444,8 @@ _DEFINITIONS: tuple[_Definition, ...] = (
      "Promoters (9-10) minus detractors (0-6), in percent of the answers."),
     ("csat", "Customer satisfaction", "ratio", _survey("csat", csat), (),
      "Share of CSAT answers 4 or 5."),
-    ("ces", "Customer effort score", "score", _survey("ces", ces_mean), (),
-     "Mean CES answer (1-7, 7 = easiest)."),
+    ("ces", "Customer effort score", "score", _ces, ("mean", "share_easy"),
+     "Mean CES answer (1-7, 7 = easiest), or the share of answers 5-7."),
     ("request_response_time", "Request first response", "hours",
      _timing("request_response", "answered request"), ("median", "mean"),
      "Hours from a customer request to its answer, for answers in the period."),

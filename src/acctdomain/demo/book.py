@@ -28,7 +28,7 @@ from uuid import UUID
 
 import attrs
 
-from acctdomain.application import AccountService, CommandResult
+from acctdomain.application import AccountService, CommandResult, KpiSettings
 from acctdomain.domain import (
     AccountStatus,
     CesScore,
@@ -50,7 +50,13 @@ from acctdomain.domain import (
 from acctdomain.domain.values import require_aware
 from acctdomain.errors import AccountAlreadyExists, CommandRejected, InvalidValue
 
-__all__ = ["BookSummary", "ProgressCallback", "eur_at_demo_rate", "generate_book"]
+__all__ = [
+    "DEMO_KPI_SETTINGS",
+    "BookSummary",
+    "ProgressCallback",
+    "eur_at_demo_rate",
+    "generate_book",
+]
 
 ProgressCallback = Callable[[int, int], None]
 """Called as ``progress(done, total)`` after each account is written."""
@@ -61,6 +67,15 @@ _DEMO_RATES: dict[str, Decimal] = {
     "GBP": Decimal("1.16"),
     "CHF": Decimal("1.04"),
 }
+
+
+DEMO_KPI_SETTINGS = KpiSettings(
+    reporting_currency="EUR",
+    rates={f"{currency}/EUR": rate for currency, rate in _DEMO_RATES.items() if currency != "EUR"},
+    gross_margin="0.75",
+)
+"""The scorecard settings of the demo: the book's currencies reported in EUR at the demo's fixed
+rates, and a gross margin for the predictive lifetime value."""
 
 
 def eur_at_demo_rate(amount: Money) -> Decimal:

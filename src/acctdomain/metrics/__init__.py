@@ -12,6 +12,7 @@ from acctdomain.metrics.book import (
 from acctdomain.metrics.formulas import (
     Undefined,
     ces_mean,
+    ces_share_easy,
     convert_churn_rate,
     csat,
     mean,
@@ -27,6 +28,7 @@ __all__ = [
     "Undefined",
     "at",
     "ces_mean",
+    "ces_share_easy",
     "convert_churn_rate",
     "csat",
     "historical_value",

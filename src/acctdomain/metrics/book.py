@@ -14,7 +14,8 @@ are ignored). The rules of DESIGN.md section 4:
   move of the exchange rate is never an expansion or a contraction.
 
 With ``product``, the figures are those of one product line: an account is "active" in it while
-it has the line, and its ARR is the line's.
+it has the line, its ARR is the line's, and a revenue fact counts (as a start, a churn, an
+upsell...) only if it changed that line.
 """
 
 from __future__ import annotations
@@ -161,7 +162,10 @@ class PeriodBook:
         for effective, recorded, kind, lines in row["revenue"]:
             if recorded > known or effective > end:
                 break
-            if effective >= start:
+            # With a product line, only the facts that changed that line count.
+            if effective >= start and (
+                product is None or after[1].get(product) != lines.get(product)
+            ):
                 if kind == "upsold" or kind == "cross_sold":
                     added = _added(after[1], lines, product)
                     if kind == "upsold":

@@ -17,6 +17,7 @@ from acctdomain.errors import InvalidValue
 __all__ = [
     "Undefined",
     "ces_mean",
+    "ces_share_easy",
     "convert_churn_rate",
     "csat",
     "mean",
@@ -61,11 +62,20 @@ def csat(scores: Sequence[int]) -> Decimal:
 
 
 def ces_mean(scores: Sequence[int]) -> Decimal:
-    """Customer effort score (CES 2.0, Dixon et al., 2010): the mean answer on the 1-7 scale
-    ("the company made it easy": 7 = strongly agree)."""
+    """Customer effort score, the mean answer on the 1-7 agreement scale of CES 2.0 (CEB,
+    2013: "the company made it easy to handle my issue", 7 = strongly agree; the original of
+    Dixon, Freeman and Toman, 2010, asked about effort on 1-5)."""
     if not scores:
         raise Undefined("no CES answer in the period")
     return mean(scores, "CES answers")
+
+
+def ces_share_easy(scores: Sequence[int]) -> Decimal:
+    """Customer effort score as the share of answers 5 to 7 on the 1-7 scale (those who
+    agreed, at least somewhat, that it was easy), from 0 to 1."""
+    if not scores:
+        raise Undefined("no CES answer in the period")
+    return Decimal(sum(1 for score in scores if score >= 5)) / Decimal(len(scores))
 
 
 def mean(values: Sequence[int | float | Decimal], what: str) -> Decimal:
@@ -84,8 +94,8 @@ def median(values: Sequence[int | float | Decimal], what: str) -> Decimal:
 
 def convert_churn_rate(rate: Decimal, from_days: int, to_days: int) -> Decimal:
     """A churn rate measured over ``from_days`` as the rate over ``to_days``, assuming a
-    constant hazard: ``1 - (1 - rate) ** (to_days / from_days)`` (a monthly 2% is about 21.5%
-    a year, not 24%). Rates are fractions (0.02)."""
+    constant hazard: ``1 - (1 - rate) ** (to_days / from_days)`` (2% over 30 days is about
+    21.8% over 365, not 24%). Rates are fractions (0.02)."""
     if not isinstance(rate, Decimal) or not Decimal(0) <= rate <= Decimal(1):
         raise InvalidValue("rate", f"expected a Decimal from 0 to 1, got {rate!r}")
     for name, days in (("from_days", from_days), ("to_days", to_days)):
