@@ -404,3 +404,16 @@ def test_two_worker_processes_split_one_projection_on_postgres() -> None:
                 worker.wait()
         service.close()
         drop_schema(schema)
+
+
+def test_the_engine_s_conflicts_are_acctdomain_errors() -> None:
+    from acctdomain.errors import AcctDomainError
+
+    assert issubclass(PositionConflict, AcctDomainError)
+    assert issubclass(LayoutConflict, AcctDomainError)
+    error = LayoutConflict("accounts", 2, 3, 1)
+    assert "in 3 partitions" in str(error)
+    assert "a whole runner" in str(error)
+    import pickle
+
+    assert str(pickle.loads(pickle.dumps(error))) == str(error)

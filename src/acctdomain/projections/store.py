@@ -142,7 +142,7 @@ def parked_from_row(row: tuple[Any, ...]) -> ParkedEvent:
     )
 
 
-class PositionConflict(Exception):
+class PositionConflict(AcctDomainError):
     """The position moved since the batch started (another runner committed, or a reset):
     the batch was discarded; read the position again."""
 
