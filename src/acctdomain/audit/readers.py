@@ -56,6 +56,15 @@ class ChainReader(Protocol):
         """The lowest notification id of an event, None if there is none."""
         ...
 
+    def last_position(self) -> int:
+        """The highest notification id of an event or a chain row (0 if there is none)."""
+        ...
+
+    def row_at(self, position: int) -> Row | None:
+        """The row at one notification id: the event beside its chain row, or a chain row
+        alone; None if there is neither."""
+        ...
+
     def pages(self, after: int, page_size: int) -> Iterator[list[Row]]:
         """Rows with notification ids above ``after``, in order, in pages of about
         ``page_size`` events."""
@@ -92,6 +101,12 @@ class SQLiteChainReader:
             f"SELECT count(*) FROM {chain} WHERE notification_id > ? AND notification_id <= ?"
         )
         self._count_after = f"SELECT count(*) FROM {chain} WHERE notification_id > ?"
+        self._event_at = self._page.replace(
+            "WHERE e.rowid > ? ORDER BY e.rowid LIMIT ?", "WHERE e.rowid = ?"
+        )
+        self._link_at = (
+            f"SELECT notification_id, CAST(hash AS BLOB) FROM {chain} WHERE notification_id = ?"
+        )
         self._orphans = (
             f"SELECT c.notification_id, CAST(c.hash AS BLOB) FROM {chain} AS c "
             f"WHERE c.notification_id > ? AND c.notification_id <= ? "
@@ -129,6 +144,25 @@ class SQLiteChainReader:
             return None
         first = self._one(f"SELECT min(rowid) FROM {self.events_table}")
         return None if first is None else int(first)
+
+    def last_position(self) -> int:
+        last = 0
+        if self.has_events_table():
+            last = int(self._one(f"SELECT coalesce(max(rowid), 0) FROM {self.events_table}"))
+        if self.has_chain():
+            linked = self._one(f"SELECT coalesce(max(notification_id), 0) FROM {self.chain_table}")
+            last = max(last, int(linked))
+        return last
+
+    def row_at(self, position: int) -> Row | None:
+        if self.has_events_table() and self.has_chain():
+            row: Row | None = self.connection.execute(self._event_at, (position,)).fetchone()
+            if row is not None:
+                return row
+        if not self.has_chain():
+            return None
+        found = self.connection.execute(self._link_at, (position,)).fetchone()
+        return None if found is None else (found[0], None, 0, b"", b"", found[1])
 
     def pages(self, after: int, page_size: int) -> Iterator[list[Row]]:
         execute = self.connection.execute
@@ -184,6 +218,16 @@ class PostgresChainReader:
         self._count_range = SQL(
             "SELECT count(*) FROM {} WHERE notification_id > %s AND notification_id <= %s"
         ).format(chain)
+        self._last_event = SQL("SELECT coalesce(max(notification_id), 0) FROM {}").format(events)
+        self._last_link = SQL("SELECT coalesce(max(notification_id), 0) FROM {}").format(chain)
+        self._event_at = SQL(
+            "SELECT e.notification_id, e.originator_id, e.originator_version, e.topic, e.state, "
+            "c.hash FROM {} AS e LEFT JOIN {} AS c ON c.notification_id = e.notification_id "
+            "WHERE e.notification_id = %s"
+        ).format(events, chain)
+        self._link_at = SQL(
+            "SELECT notification_id, hash FROM {} WHERE notification_id = %s"
+        ).format(chain)
         self._orphans = SQL(
             "SELECT c.notification_id, c.hash FROM {} AS c "
             "WHERE c.notification_id > %s AND c.notification_id <= %s "
@@ -226,6 +270,24 @@ class PostgresChainReader:
         with self._cursor() as cursor:
             row = cursor.execute(self._first_event).fetchone()
         return None if row is None or row[0] is None else int(row[0])
+
+    def last_position(self) -> int:
+        last = self._count(self._last_event) if self.has_events_table() else 0
+        if self.has_chain():
+            last = max(last, self._count(self._last_link))
+        return last
+
+    def row_at(self, position: int) -> Row | None:
+        if not self.has_chain():
+            return None
+        with self._cursor() as cursor:
+            if self.has_events_table():
+                found = cursor.execute(self._event_at, (position,)).fetchone()
+                if found is not None:
+                    n, o, v, t, s, h = found
+                    return (n, _pg_originator_id(o), v, t.encode(), bytes(s), _opt_bytes(h))
+            link = cursor.execute(self._link_at, (position,)).fetchone()
+        return None if link is None else (link[0], None, 0, b"", b"", bytes(link[1]))
 
     def pages(self, after: int, page_size: int) -> Iterator[list[Row]]:
         top = (1 << 63) - 1

@@ -111,12 +111,17 @@ def verify(
     In-memory stores keep no chain: they raise :class:`~acctdomain.errors.StoreConfigurationError`,
     as does anything that is not a store.
     """
+    _check_options(progress, page_size)
+    with _open_reader(service_or_store) as reader:
+        return _verify(reader, progress, page_size)
+
+
+def _check_options(progress: Progress | None, page_size: int) -> None:
+    """Refuse a ``page_size`` or ``progress`` that a walk of the chain cannot use."""
     if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
         raise InvalidValue("page_size", f"expected a positive number of events, got {page_size!r}")
     if progress is not None and not callable(progress):
         raise InvalidValue("progress", f"expected a callable(done, total), got {progress!r}")
-    with _open_reader(service_or_store) as reader:
-        return _verify(reader, progress, page_size)
 
 
 # --- the walk ------------------------------------------------------------------------------------
