@@ -38,6 +38,7 @@ PLUGINS = DOCS / "plugins.md"
 AUDIT = DOCS / "audit.md"
 HISTORY = DOCS / "history.md"
 KPIS = DOCS / "kpis.md"
+WORKDAY = DOCS / "workday.md"
 
 # A fenced python block, optionally preceded by an include marker naming its tested source.
 PYTHON_BLOCK = re.compile(
@@ -211,7 +212,9 @@ def test_domain_reference_documents_every_record_field(record: type) -> None:
 
 
 @pytest.mark.parametrize(
-    "page", [GETTING_STARTED, DOMAIN, PLUGINS, AUDIT, HISTORY, KPIS], ids=lambda p: p.name
+    "page",
+    [GETTING_STARTED, DOMAIN, PLUGINS, AUDIT, HISTORY, KPIS, WORKDAY],
+    ids=lambda p: p.name,
 )
 def test_python_blocks_of_a_page_run_in_order(page: Path) -> None:
     namespace: dict[str, object] = {"__name__": f"docs_{page.stem.replace('-', '_')}"}

@@ -66,6 +66,7 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("builtin.accounts", "acctdomain.builtin.accounts"),
     ("builtin.kpis", "acctdomain.builtin.kpis"),
     ("builtin.health", "acctdomain.builtin.health"),
+    ("builtin.workday", "acctdomain.builtin.workday"),
 )
 """The built-in features, as (plugin name, module): registered through the same hooks as any
 other plugin, so they can be blocked or replaced like one."""
