@@ -68,20 +68,44 @@ def test_the_row_is_the_account_now_and_does_not_grow_with_its_history(
     assert row["contact_count"] == 1
 
 
-def test_revenue_facts_are_kept_in_order_in_the_kpi_facts_account_row(
+def test_revenue_facts_are_kept_in_order_in_a_row_per_account_and_year(
     memory_service: AccountService,
 ) -> None:
     account = history(memory_service, "a")
     memory_service.catch_up()
-    row = memory_service.read_model("kpi_facts").get("accounts", account.hex)
-    assert row is not None
-    assert [(fact[2], fact[3]) for fact in row["revenue"]] == [
+    facts = memory_service.read_model("kpi_facts")
+    account_row = facts.get("accounts", account.hex)
+    assert account_row is not None
+    assert account_row["lines"] == {}
+    assert "revenue" not in account_row  # the account row does not grow with its history
+    [(key, year)] = list(facts.scan("revenue", account.hex))
+    assert key == f"{account.hex}:{memory_service.clock().year}"
+    assert [(fact[2], fact[3]) for fact in year["revenue"]] == [
         ("started", {"core": "1000"}),
         ("upsold", {"core": "1500"}),
         ("cross_sold", {"core": "1500", "mobile": "200"}),
         ("churned", {}),
     ]
-    assert row["lines"] == {}
+
+
+def test_facts_of_another_year_go_to_another_row(memory_service: AccountService) -> None:
+    from datetime import UTC, datetime
+
+    account = open_account(memory_service, "y")
+    memory_service.start_contract(
+        account, term_end=date(2030, 1, 1), lines=[ProductLine("core", eur(100))], actor="amy",
+        effective_at=datetime(2026, 12, 31, 23, tzinfo=UTC),
+    )  # fmt: skip
+    memory_service.upsell(
+        account, product="core", added_arr=eur(50), actor="amy",
+        effective_at=datetime(2027, 1, 1, 1, tzinfo=UTC),
+    )  # fmt: skip
+    memory_service.catch_up()
+    facts = memory_service.read_model("kpi_facts")
+    keys = [key for key, _ in facts.scan("revenue", account.hex)]
+    assert keys == [f"{account.hex}:2026", f"{account.hex}:2027"]
+    [(_, history)] = [item for item in account_histories(facts) if item[0] == account.hex]
+    assert [fact[2] for fact in history["revenue"]] == ["started", "upsold"]
 
 
 def test_events_that_change_no_row_are_not_decoded(

@@ -6,12 +6,13 @@ keeps small, plain facts, each with its effective and recorded time (integers: m
 since 1970-01-01 UTC) and amounts as exact decimal text:
 
 - table ``accounts``, one row per account (key: the account id's hex): segment, industry,
-  currency, when it was opened, the history of its manager, and its revenue history: every
-  contract start, renewal, reactivation, churn, upsell, cross-sell and downgrade with the
-  product lines it left (revenue changes stand in business-time order, so the lines at any
-  moment are those of the last fact before it), and every renewal marked due. The row grows
-  with the revenue history only (a few facts a year), and a scorecard reads one row per
-  account;
+  currency, when it was opened, the history of its manager and its product lines now;
+- table ``revenue``, one row per account and year of effective time (key ``<hex>:<YYYY>``, so
+  an account's rows come together, in order): its revenue facts of that year, every contract
+  start, renewal, reactivation, churn, upsell, cross-sell and downgrade with the product lines
+  it left (revenue changes stand in business-time order, so the lines at any moment are those
+  of the last fact before it), and the renewals marked due. A row holds a year at most, so no
+  row grows with the whole history, and a scorecard reads a few rows per account;
 - table ``activity``, one row per account and month of effective time (key
   ``YYYY-MM:<hex>``, so a period's rows are a few key ranges): survey answers, first responses
   to requests and issues, issue resolutions and decided offers, with what the KPIs need;
@@ -37,12 +38,15 @@ __all__ = [
     "ACCOUNTS",
     "ACTIVITY",
     "PENDING",
+    "REVENUE",
     "KpiFactsProjection",
     "activity_key",
     "micros",
+    "revenue_key",
 ]
 
 ACCOUNTS = "accounts"
+REVENUE = "revenue"
 ACTIVITY = "activity"
 PENDING = "pending"
 
@@ -68,6 +72,11 @@ def micros(moment: datetime) -> int:
     return (moment - EPOCH) // _MICROSECOND
 
 
+def revenue_key(account_hex: str, effective: datetime) -> str:
+    """The ``revenue`` row of an account for the year of ``effective`` (UTC)."""
+    return f"{account_hex}:{effective.astimezone(UTC).year:04d}"
+
+
 def activity_key(account_hex: str, effective: datetime) -> str:
     """The ``activity`` row of an account for the month of ``effective`` (UTC)."""
     day = effective.astimezone(UTC)
@@ -82,10 +91,11 @@ class KpiFactsProjection(Projection):
     """The facts of :mod:`acctdomain.builtin.kpi_facts`."""
 
     name = "kpi_facts"
-    tables = (ACCOUNTS, ACTIVITY, PENDING)
-    # 2: the revenue facts are in the account's row (version 1 had a row per fact: a
-    # scorecard read ten times as many rows).
-    version = 2
+    tables = (ACCOUNTS, REVENUE, ACTIVITY, PENDING)
+    # 3: revenue facts in a row per account and year (version 1 had a row per fact: a
+    # scorecard read ten times as many rows; version 2 kept them all in the account's row,
+    # which grew with its history, and so did a rebuild's memory).
+    version = 3
     description = "Revenue history and activity facts, with both clocks, for the KPI scorecard."
     # Not cached between rebuild batches: most rows are written once (revenue facts) or for
     # one month (activity), so a cache would only grow with the history, not save reads.
@@ -112,8 +122,6 @@ def _opened(event: ev.AccountOpened, rows: Rows) -> None:
             "opened": at,
             "managers": [[*at, event.manager, event.manager_type.value]],
             "lines": {},
-            "revenue": [],
-            "renewals": [],
         },
     )
 
@@ -150,10 +158,17 @@ def _revenue(event: Any, rows: Rows) -> None:
         else:
             lines.pop(event.product, None)
     row["lines"] = lines
+    rows.put(ACCOUNTS, event.originator_id.hex, row)
     # [effective, recorded, kind, lines after]: the status after is "churned" after a churn
     # and "active" after any other revenue change.
-    row["revenue"].append([*_times(event), kind, lines])
-    rows.put(ACCOUNTS, event.originator_id.hex, row)
+    _year_row(event, rows, "revenue", [*_times(event), kind, lines])
+
+
+def _year_row(event: Any, rows: Rows, field: str, fact: list[Any]) -> None:
+    key = revenue_key(event.originator_id.hex, event.effective_at)
+    row = rows.get(REVENUE, key) or {"revenue": [], "renewals": []}
+    row[field].append(fact)
+    rows.put(REVENUE, key, row)
 
 
 def _decimal(text: str | None) -> Decimal:
@@ -161,12 +176,10 @@ def _decimal(text: str | None) -> Decimal:
 
 
 def _renewal_due(event: ev.RenewalDue, rows: Rows) -> None:
-    row = _account(event, rows)
-    if row is not None:
+    if _account(event, rows) is not None:
         due = micros(datetime.combine(event.due_on, datetime.min.time(), tzinfo=UTC))
         # [effective, recorded, due on (the start of that day), ARR at stake]
-        row["renewals"].append([*_times(event), due, _amount(event.arr_at_stake)])
-        rows.put(ACCOUNTS, event.originator_id.hex, row)
+        _year_row(event, rows, "renewals", [*_times(event), due, _amount(event.arr_at_stake)])
 
 
 def _fact(event: Any, rows: Rows, *values: Any) -> None:

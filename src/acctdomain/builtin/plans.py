@@ -1,9 +1,11 @@
 """The ``account_plans`` read model and the account-plan view.
 
 An account plan is the AM's goals for one customer, each with strategies, each with concrete
-tactics (owner, due date). The projection keeps one row per account (key: the account id's
-hex) in table ``plans``, with every goal, strategy and tactic and the effective time of each
-step (set, added, completed, dropped, achieved, abandoned). The row grows with the plan only.
+tactics (owner, due date). The projection keeps, in table ``plans``, an empty row per account
+(key: the account id's hex, so an unknown account is told apart from one without a plan) and a
+row per goal, strategy and tactic (key ``<account hex>:<kind>:<item hex>``) with the effective
+time of each step (set, added, completed, dropped, achieved, abandoned). No row grows with the
+plan: a rebuild holds only the items its events touch.
 
 :func:`account_plan` reads that row and tells, as of a day of effective time (UTC):
 
@@ -26,7 +28,12 @@ from uuid import UUID
 
 import attrs
 
-from acctdomain.builtin.workday import account_row, require_day, require_read_model
+from acctdomain.builtin.workday import (
+    account_row,
+    require_account_id,
+    require_day,
+    require_read_model,
+)
 from acctdomain.domain import events as ev
 from acctdomain.domain.records import GoalStatus, TacticStatus
 from acctdomain.plugins import Projection, ReadModel, Rows
@@ -41,24 +48,29 @@ __all__ = [
     "StrategyPlan",
     "TacticPlan",
     "account_plan",
+    "item_key",
+    "plan_row",
 ]
 
 PLANS = "plans"
 
 
 class AccountPlansProjection(Projection):
-    """Table ``plans``: key = account id (hex), value = the account's plan:
+    """Table ``plans``: key = account id (hex), value = ``{}``; and a row per item, key
+    :func:`item_key` (``<account hex>:goals|strategies|tactics:<item hex>``):
 
-    ``goals`` (goal hex to ``title``, ``measure``, ``target_date``, ``set_at``, ``version``,
-    ``status``, ``closed_at``, ``reason``), ``strategies`` (strategy hex to ``goal``,
-    ``description``, ``added_at``, ``version``) and ``tactics`` (tactic hex to ``strategy``,
-    ``description``, ``owner``, ``due_on``, ``added_at``, ``version``, ``status``,
-    ``closed_at``, ``reason``). Statuses are the values of ``GoalStatus`` and
-    ``TacticStatus``; times are effective times; ``version`` is the account's version of the
-    event that set or added the item (its place in recording order).
+    a goal has ``title``, ``measure``, ``target_date``, ``set_at``, ``version``, ``status``,
+    ``closed_at``, ``reason``; a strategy ``goal``, ``description``, ``added_at``,
+    ``version``; a tactic ``strategy``, ``description``, ``owner``, ``due_on``, ``added_at``,
+    ``version``, ``status``, ``closed_at``, ``reason``. Statuses are the values of
+    ``GoalStatus`` and ``TacticStatus``; times are effective times; ``version`` is the
+    account's version of the event that set or added the item (its place in recording order).
     """
 
     name = "account_plans"
+    # 2: a row per item (version 1 kept the whole plan in the account's row, which grew with
+    # it and held every plan in memory during a rebuild).
+    version = 2
     tables = (PLANS,)
     event_types: ClassVar[tuple[type, ...]] = (
         ev.AccountOpened,
@@ -70,25 +82,20 @@ class AccountPlansProjection(Projection):
         ev.GoalAchieved,
         ev.GoalAbandoned,
     )
-    description = "One row per account: goals, strategies and tactics of the account plan."
-    # Rows are built fresh or changed through ``rows``, never kept nor shared between rows.
-    cache_rows: ClassVar[bool] = True
+    description = "Goals, strategies and tactics of each account's plan, a row per item."
 
     def account_share(self, account_id: UUID) -> dict[str, str]:
-        """The account's row is under its hex (which has a fixed length)."""
+        """The account's rows are under its hex (which has a fixed length)."""
         return {PLANS: account_id.hex}
 
     def apply(self, event: Any, rows: Rows) -> None:
         key = event.originator_id.hex
         if isinstance(event, ev.AccountOpened):
-            rows.put(PLANS, key, {"goals": {}, "strategies": {}, "tactics": {}})
-            return
-        row = rows.get(PLANS, key)
-        if row is None:  # an account whose opening this read model never saw
+            rows.put(PLANS, key, {})
             return
         at = event.effective_at
         if isinstance(event, ev.GoalSet):
-            row["goals"][event.goal_id.hex] = {
+            item: dict[str, Any] = {
                 "title": event.title,
                 "measure": event.measure,
                 "target_date": event.target_date,
@@ -98,15 +105,17 @@ class AccountPlansProjection(Projection):
                 "closed_at": None,
                 "reason": "",
             }
+            rows.put(PLANS, item_key(key, "goals", event.goal_id), item)
         elif isinstance(event, ev.StrategyAdded):
-            row["strategies"][event.strategy_id.hex] = {
+            item = {
                 "goal": event.goal_id.hex,
                 "description": event.description,
                 "added_at": at,
                 "version": event.originator_version,
             }
+            rows.put(PLANS, item_key(key, "strategies", event.strategy_id), item)
         elif isinstance(event, ev.TacticAdded):
-            row["tactics"][event.tactic_id.hex] = {
+            item = {
                 "strategy": event.strategy_id.hex,
                 "description": event.description,
                 "owner": event.owner,
@@ -117,16 +126,34 @@ class AccountPlansProjection(Projection):
                 "closed_at": None,
                 "reason": "",
             }
+            rows.put(PLANS, item_key(key, "tactics", event.tactic_id), item)
         else:
             close = next(_CLOSES[cls] for cls in type(event).__mro__ if cls in _CLOSES)
             items, item_id, status = close(event)
-            item = row[items].get(item_id.hex)
-            if item is None:  # cannot happen for events the aggregate accepted
+            closed = rows.get(PLANS, item_key(key, items, item_id))
+            if closed is None:  # cannot happen for events the aggregate accepted
                 return
-            item["status"] = status.value
-            item["closed_at"] = at
-            item["reason"] = getattr(event, "reason", "")
-        rows.put(PLANS, key, row)
+            closed["status"] = status.value
+            closed["closed_at"] = at
+            closed["reason"] = getattr(event, "reason", "")
+            rows.put(PLANS, item_key(key, items, item_id), closed)
+
+
+def item_key(account_hex: str, kind: str, item_id: UUID) -> str:
+    """The row of one goal, strategy or tactic (``kind``: ``goals``, ``strategies``,
+    ``tactics``) of an account: after the account's own row in key order."""
+    return f"{account_hex}:{kind}:{item_id.hex}"
+
+
+def plan_row(read_model: ReadModel, account_id: UUID) -> dict[str, Any]:
+    """An account's plan as one dict (``goals``, ``strategies``, ``tactics``: item hex to
+    item), read from its rows (a key range); AccountNotFound for an unknown account."""
+    account_row(read_model, "account_plans", PLANS, account_id)
+    plan: dict[str, dict[str, Any]] = {"goals": {}, "strategies": {}, "tactics": {}}
+    for key, item in read_model.scan(PLANS, f"{account_id.hex}:"):
+        _, kind, item_hex = key.split(":")
+        plan[kind][item_hex] = item
+    return plan
 
 
 _Close = Callable[[Any], tuple[str, UUID, GoalStatus | TacticStatus]]
@@ -230,7 +257,7 @@ def account_plan(read_model: ReadModel, account_id: UUID, *, today: date) -> Acc
     """
     require_read_model(read_model)
     day = require_day("today", today)
-    row = account_row(read_model, "account_plans", PLANS, account_id)
+    row = plan_row(read_model, require_account_id(account_id))
 
     def visible(moment: datetime) -> bool:
         return _day(moment) <= day

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from acctdomain.builtin.kpi_facts import ACCOUNTS, ACTIVITY, micros
+from acctdomain.builtin.kpi_facts import ACCOUNTS, ACTIVITY, REVENUE, micros
 from acctdomain.domain.values import Money
 from acctdomain.metrics import (
     PeriodBook,
@@ -68,8 +68,22 @@ def account_histories(facts: ReadModel) -> Iterator[tuple[str, dict[str, Any]]]:
     """Each account of the ``kpi_facts`` read model (key: its hex) with its history:
     ``revenue``, its revenue facts ([effective, recorded, kind, lines after]), and
     ``renewals``, the renewals marked due ([effective, recorded, due, ARR at stake]), in
-    order."""
-    return facts.scan(ACCOUNTS)
+    order. Both tables are scanned once, in key order (a year's key is its account's
+    followed by ``:<year>``)."""
+    years = facts.scan(REVENUE)
+    pending = next(years, None)
+    for key, row in facts.scan(ACCOUNTS):
+        revenue: list[list[Any]] = []
+        renewals: list[list[Any]] = []
+        while pending is not None:
+            account = pending[0][:32]
+            if account > key:
+                break
+            if account == key:
+                revenue += pending[1]["revenue"]
+                renewals += pending[1]["renewals"]
+            pending = next(years, None)
+        yield key, {**row, "revenue": revenue, "renewals": renewals}
 
 
 def scope(context: KpiContext) -> list[tuple[str, dict[str, Any]]]:

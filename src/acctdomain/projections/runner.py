@@ -209,6 +209,7 @@ class ProjectionRunner:
         self._sleep = sleep
         self._decoder = Decoder(service)
         self._progress = {name: _Progress() for name in self._projections}
+        self._wanted: dict[tuple[tuple[type, ...], type], bool] = {}
 
     def __enter__(self) -> Self:
         return self
@@ -953,12 +954,19 @@ class ProjectionRunner:
             self._progress[projection.name].unknown += unknown
         return _Done(end, tuple(replayed), tuple(failed))
 
-    @staticmethod
-    def _wants(projection: Projection, entry: Decoded) -> bool:
+    def _wants(self, projection: Projection, entry: Decoded) -> bool:
         try:
             if entry.error is not None:
                 assert entry.cls is not None
                 return may_want(projection, entry.cls)
+            if type(projection).wants is Projection.wants:
+                # The default test depends on the event's class and event_types alone:
+                # decide it once per pair.
+                key = (projection.event_types, type(entry.event))
+                wanted = self._wanted.get(key)
+                if wanted is None:
+                    wanted = self._wanted[key] = projection.wants(entry.event)
+                return wanted
             return projection.wants(entry.event)
         except Exception as error:
             raise _EventFailed(entry.position, error) from error
