@@ -13,7 +13,7 @@ import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -33,12 +33,20 @@ from rich.table import Table
 
 from acctdomain.application import AccountService, StoreSpec
 from acctdomain.application.scorecard import KpiResult
+from acctdomain.cli_audit import GROUP as AUDIT
+from acctdomain.cli_audit import audit_app
+from acctdomain.cli_common import amount as _amount
+from acctdomain.cli_common import figure as _figure
+from acctdomain.cli_common import quarter_before
+from acctdomain.cli_common import shown as _shown
+from acctdomain.cli_kpis import COMMAND as KPIS
+from acctdomain.cli_kpis import add_kpis
 from acctdomain.cli_projections import GROUP as PROJECTIONS
 from acctdomain.cli_projections import projections_app
 from acctdomain.demo import DEMO_KPI_SETTINGS, BookSummary, eur_at_demo_rate, generate_book
-from acctdomain.domain import AccountState, AccountStatus, IssueSeverity, Money, Segment
+from acctdomain.domain import AccountState, AccountStatus, IssueSeverity, Segment
 from acctdomain.errors import PluginError
-from acctdomain.plugins import KpiValue, PluginHost
+from acctdomain.plugins import PluginHost
 
 __all__ = ["app", "build_app", "main"]
 
@@ -61,6 +69,8 @@ def _root() -> None:
 
 
 app.add_typer(projections_app(), name=PROJECTIONS)
+app.add_typer(audit_app(), name=AUDIT)
+add_kpis(app)
 
 
 def main() -> None:
@@ -82,11 +92,13 @@ def build_app(host: PluginHost) -> typer.Typer:
         pretty_exceptions_show_locals=False,
     )
     root.callback()(_root)
-    root.registered_commands.extend(app.registered_commands)
+    root.registered_commands.extend(c for c in app.registered_commands if c.name != KPIS)
     root.add_typer(projections_app(host), name=PROJECTIONS)
+    root.add_typer(audit_app(host), name=AUDIT)
+    add_kpis(root, host)
     taken = {
         info.name or info.callback.__name__ for info in app.registered_commands if info.callback
-    } | {PROJECTIONS}
+    } | {PROJECTIONS, AUDIT}
     for command in host.cli_commands().values():
         owner = host.owner(CLI_HOOK, command.name)
         if command.name in taken:
@@ -210,27 +222,6 @@ def _report(
     }
 
 
-def _amount(value: str | Decimal, currency: str = "") -> str:
-    text = f"{Decimal(value):,.0f}"
-    return f"{text} {currency}" if currency else text
-
-
-def quarter_before(day: date) -> tuple[date, date]:
-    """The calendar quarter before the one ``day`` is in: the last complete quarter."""
-    end = date(day.year, 3 * ((day.month - 1) // 3) + 1, 1) - timedelta(days=1)
-    return date(end.year, end.month - 2, 1), end
-
-
-def _figure(value: KpiValue | None) -> str | int | None:
-    """A KPI figure for JSON: an int, a decimal or money as a string, or None."""
-    figure = None if value is None else value.value
-    if isinstance(figure, Money):
-        return f"{figure.amount} {figure.currency}"
-    if isinstance(figure, Decimal):
-        return str(figure)
-    return figure
-
-
 def _scorecard_report(
     quarter: tuple[date, date], lines: list[KpiResult], events: int, seconds: float
 ) -> dict[str, Any]:
@@ -270,22 +261,6 @@ def _print_scorecard(console: Console, scorecard: dict[str, Any]) -> None:
         shown = [_shown(kpi[key], kpi["unit"]) for key in ("value", "previous")]
         table.add_row(kpi["title"], *shown, kpi["reason"])
     console.print(table)
-
-
-def _shown(figure: str | int | None, unit: str) -> str:
-    """A KPI figure for a person: ratios in percent, money and scores rounded."""
-    if figure is None:
-        return "-"
-    if unit == "money":
-        amount, currency = str(figure).split()
-        return _amount(amount, currency)
-    if unit == "ratio":
-        return f"{Decimal(str(figure)) * 100:.1f} %"
-    if unit == "score":
-        return f"{Decimal(str(figure)):.1f}"
-    if unit in ("hours", "days"):
-        return f"{Decimal(str(figure)):.1f} {unit[0]}"
-    return str(figure)
 
 
 def _print_tables(console: Console, report: dict[str, Any]) -> None:
