@@ -266,3 +266,38 @@ def test_a_file_that_is_not_a_store_fails_without_a_traceback(tmp_path: Path) ->
     assert result.stderr.startswith("error: ")
     assert result.stderr.count("\n") == 1
     assert "Traceback" not in result.output
+
+
+def test_settings_come_from_a_file_or_the_environment(
+    db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = tmp_path / "kpis.toml"
+    settings.write_text('reporting_currency = "USD"\n[rates]\n"EUR/USD" = "1.10"\n')
+    report = as_json(kpis("--db", db, "--period", "2026-Q1", "--settings", str(settings), "--json"))
+    assert report["currency"] == "USD"
+    assert lines(report)["arr"]["value"] == "39600.00 USD"
+    monkeypatch.setenv("ACCTDOMAIN_KPI_SETTINGS", str(settings))
+    report = as_json(kpis("--db", db, "--period", "2026-Q1", "--json"))
+    assert lines(report)["arr"]["value"] == "39600.00 USD"
+
+
+def test_a_settings_file_that_cannot_be_read_is_a_usage_error(db: str, tmp_path: Path) -> None:
+    result = kpis("--db", db, "--settings", str(tmp_path / "missing.toml"))
+    assert_one_line_error(result, 2, "--settings: cannot read")
+    bad = tmp_path / "bad.toml"
+    bad.write_text('gross_margin = "2"\n')
+    assert_one_line_error(kpis("--db", db, "--settings", str(bad)), 2, "--settings: ")
+
+
+def test_a_bad_settings_file_in_the_environment_stops_the_service_with_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from acctdomain import KpiSettings
+    from acctdomain.errors import InvalidValue
+
+    monkeypatch.setenv("ACCTDOMAIN_KPI_SETTINGS", str(tmp_path / "missing.toml"))
+    with pytest.raises(InvalidValue) as raised:
+        AccountService("memory:", plugins=host())
+    assert raised.value.field == "kpi_settings"
+    monkeypatch.setenv("ACCTDOMAIN_KPI_SETTINGS", "  ")
+    assert KpiSettings.from_environment() == KpiSettings()

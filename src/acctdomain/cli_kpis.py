@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
+from acctdomain.application.kpi_settings import KpiSettings
 from acctdomain.application.scorecard import KpiResult, check_conventions, previous_period
 from acctdomain.cli_common import figure, quarter_before, shown
 from acctdomain.cli_projections import AsJson, Db, _echo_json, _fail, _Plugins, _session, _stdout
@@ -258,10 +260,26 @@ def kpis(
             show_default=False,
         ),
     ] = None,
+    settings: Annotated[
+        Path | None,
+        typer.Option(
+            "--settings",
+            metavar="FILE",
+            help="Scorecard settings (TOML: reporting_currency, rates, gross_margin); "
+            "default: $ACCTDOMAIN_KPI_SETTINGS.",
+            show_default=False,
+        ),
+    ] = None,
     db: Db = None,
     as_json: AsJson = False,
 ) -> None:
     """The scorecard of a period: every KPI, and the period before beside it."""
+    kpi_settings = None
+    if settings is not None:
+        try:
+            kpi_settings = KpiSettings.from_toml(settings)
+        except InvalidValue as error:
+            _fail(f"--settings: {error.reason}")
     first, last = _period(period, start, end)
     filters = _filters(manager, segment, manager_type, product)
     known = _known_at(known_at)
@@ -269,6 +287,8 @@ def kpis(
     reporting = _currency(currency)
     given: dict[str, Any] = {name: value for name, value in filters.items() if value}
     with _session(ctx, db) as (service, where):
+        if kpi_settings is not None:
+            service.kpi_settings = kpi_settings
         try:
             check_conventions(service.plugins.kpis(), conventions)
         except InvalidValue as error:

@@ -10,12 +10,14 @@ Given in code (``AccountService(kpi_settings=KpiSettings(...))``) or read from a
     "USD/EUR" = "0.92"
     "GBP/EUR" = "1.17"
 
-Rates from plugins (hook ``acctdomain_register_exchange_rates``) are asked first; this table is
-the default.
+A service given no settings reads the file named by the environment variable
+``ACCTDOMAIN_KPI_SETTINGS``, if set (:meth:`KpiSettings.from_environment`). Rates from plugins
+(hook ``acctdomain_register_exchange_rates``) are asked first; this table is the default.
 """
 
 from __future__ import annotations
 
+import os
 import tomllib
 from collections.abc import Mapping
 from datetime import date
@@ -28,7 +30,10 @@ import attrs
 from acctdomain.domain.currencies import ISO_4217_CODES
 from acctdomain.errors import InvalidValue
 
-__all__ = ["KpiSettings"]
+__all__ = ["SETTINGS_ENV_VAR", "KpiSettings"]
+
+SETTINGS_ENV_VAR = "ACCTDOMAIN_KPI_SETTINGS"
+"""The environment variable naming the TOML file of a service's default settings."""
 
 
 def _currency(field: str, value: object) -> str:
@@ -104,6 +109,13 @@ class KpiSettings:
             rates=data.get("rates", {}),
             gross_margin=data.get("gross_margin"),
         )
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> KpiSettings:
+        """The settings of the file named by ``ACCTDOMAIN_KPI_SETTINGS`` (empty settings when
+        it is not set; InvalidValue if the file cannot be read)."""
+        path = (os.environ if environ is None else environ).get(SETTINGS_ENV_VAR, "").strip()
+        return cls.from_toml(path) if path else cls()
 
     def fixed_rate(self, base: str, quote: str, on: date) -> Decimal | None:
         """The configured rate from ``base`` to ``quote`` (the same on every day), from the

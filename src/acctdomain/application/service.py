@@ -136,7 +136,7 @@ class AccountService(ReadSide, Application[UUID]):
         self._init_read_side(project_synchronously=project_synchronously)
         if kpi_settings is not None and not isinstance(kpi_settings, KpiSettings):
             raise InvalidValue("kpi_settings", f"expected KpiSettings, got {kpi_settings!r}")
-        self.kpi_settings = kpi_settings or KpiSettings()
+        self.kpi_settings = kpi_settings or KpiSettings.from_environment()
         self.store = store if isinstance(store, StoreSpec) else parse_store(store)
         self.clock = clock
         """Supplies recorded times; tests and simulations pass their own."""
