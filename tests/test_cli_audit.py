@@ -417,6 +417,7 @@ def test_every_audit_command_has_a_section_in_the_docs() -> None:
         "export",
         "import",
         "keys generate",
+        "timeline",
         "verify",
     ]
     assert re.search(r"^## `acctdomain kpis`$", text, re.M)
@@ -427,3 +428,79 @@ def test_every_audit_command_has_a_section_in_the_docs() -> None:
         body = text[heading.end() : following.start() if following else len(text)]
         assert "JSON keys" in body, path
         assert f"$ acctdomain audit {path}" in body or f"acctdomain audit {path} " in body, path
+
+
+# --- timeline -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def contacted(tmp_path: Path) -> str:
+    """Acme (external key crm:1): opened by amy, two contacts by bob, the second backdated."""
+    from datetime import UTC, datetime
+
+    from tests.conftest import FakeClock
+
+    path = str(tmp_path / "timeline.db")
+    clock = FakeClock(datetime(2026, 3, 2, 9, tzinfo=UTC))
+    service = AccountService(path, plugins=host(), clock=clock)
+    try:
+        acme = service.open_account(
+            name="Acme", segment="smb", industry="retail", currency="EUR", manager="amy",
+            manager_type="sales", external_key="crm:1", actor="amy",
+        ).account_id  # fmt: skip
+        clock.advance(days=1)
+        service.log_contact(acme, channel="phone", direction="outbound", actor="bob")
+        clock.advance(days=1)
+        service.log_contact(
+            acme, channel="email", direction="inbound", actor="bob",
+            effective_at=datetime(2026, 3, 2, 15, tzinfo=UTC),
+        )  # fmt: skip
+    finally:
+        service.close()
+    return path
+
+
+def test_timeline_by_external_key_in_recorded_or_effective_order(contacted: str) -> None:
+    report = as_json(audit("timeline", "crm:1", "--db", contacted, "--json"))
+    assert set(report) == {"db", "account_id", "order", "entries"}
+    entries = report["entries"]
+    assert [e["version"] for e in entries] == [1, 2, 3]
+    assert set(entries[0]) == {
+        "version", "event_id", "type", "description", "actor", "effective_at",
+        "recorded_at", "correlation_id", "causation_id", "causes", "external_cause",
+    }  # fmt: skip
+    assert [e["actor"] for e in entries] == ["amy", "bob", "bob"]
+    assert entries[0]["type"] == "AccountOpened"
+    effective = as_json(
+        audit("timeline", report["account_id"], "--order", "effective", "--db", contacted, "--json")
+    )
+    assert [e["version"] for e in effective["entries"]] == [1, 3, 2]
+
+
+def test_timeline_filters_and_table(contacted: str) -> None:
+    only = as_json(
+        audit(
+            "timeline", "crm:1", "--type", "ContactLogged", "--recorded-from", "2026-03-04",
+            "--db", contacted, "--json",
+        )
+    )  # fmt: skip
+    assert [e["version"] for e in only["entries"]] == [3]
+    result = audit("timeline", "crm:1", "--actor", "amy", "--db", contacted)
+    assert result.exit_code == 0, result.output
+    assert "Account opened" in result.stdout
+    assert "(1 events)" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "starts"),
+    [
+        (["crm:404"], "ACCOUNT crm:404: the store has no such account"),
+        (["crm:1", "--effective-from", "March"], "--effective-from: expected a date"),
+        (["crm:1", "--recorded-to", "2026-03-01T09:00"], "--recorded-to: a time needs its offset"),
+        (["crm:1", "--order", "random"], "--order: expected recorded or effective"),
+        (["crm:1", "--type", "NoSuchEvent"], "--type: 'NoSuchEvent' is not"),
+        ([" "], "ACCOUNT: expected an account id or an external key"),
+    ],
+)
+def test_timeline_refuses_mistakes(contacted: str, args: list[str], starts: str) -> None:
+    assert_one_line_error(audit("timeline", *args, "--db", contacted), 2, starts)

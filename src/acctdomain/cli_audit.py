@@ -13,14 +13,18 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
+from uuid import UUID
 
 import typer
+from rich.table import Table
 
 from acctdomain.application import StoreSpec, parse_store
 from acctdomain.audit import (
     Checkpoint,
+    TimelineEntry,
     VerifyReport,
     check_checkpoint,
     export_log,
@@ -30,6 +34,7 @@ from acctdomain.audit import (
     load_private_key,
     load_public_key,
     make_checkpoint,
+    timeline,
     verify,
 )
 from acctdomain.cli_projections import (
@@ -42,10 +47,14 @@ from acctdomain.cli_projections import (
     _one_line,
     _Plugins,
     _progress_bar,
+    _session,
+    _stdout,
     _store,
     _where,
 )
+from acctdomain.domain.identifiers import account_id_for
 from acctdomain.errors import (
+    AccountNotFound,
     AcctDomainError,
     CommandRejected,
     InvalidValue,
@@ -54,7 +63,7 @@ from acctdomain.errors import (
 )
 from acctdomain.plugins import PluginHost
 
-__all__ = ["GROUP", "audit_app", "verify_report"]
+__all__ = ["GROUP", "audit_app", "timeline_report", "verify_report"]
 
 GROUP = "audit"
 
@@ -64,13 +73,15 @@ def audit_app(host: PluginHost | None = None) -> typer.Typer:
     plugins; ``host`` is kept for the shape of the other groups.)"""
     group = typer.Typer(
         name=GROUP,
-        help="The audit trail: verify the hash chain, export and import, signed checkpoints.",
+        help="The audit trail: verify the hash chain, export and import, signed checkpoints, "
+        "timelines.",
         no_args_is_help=True,
         context_settings={"obj": _Plugins(host)},
     )
     group.command("verify")(verify_command)
     group.command("export")(export_command)
     group.command("import")(import_command)
+    group.command("timeline")(timeline_command)
     checkpoint = typer.Typer(help="Signed checkpoints of the chain's head.", no_args_is_help=True)
     checkpoint.command("make")(checkpoint_make)
     checkpoint.command("check")(checkpoint_check)
@@ -440,3 +451,140 @@ def keys_generate(
             f"wrote {private} (private{', encrypted' if passphrase else ''}: keep it away from "
             f"the store) and {public} (public), key {report['key_id'][:16]}"
         )
+
+
+# --- timeline ---------------------------------------------------------------------------------
+
+
+def _moment(text: str | None, option: str) -> date | datetime | None:
+    """A date (``2026-03-01``) or a time with its offset (``2026-03-01T09:00+00:00``)."""
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        _fail(f"{option}: expected a date (2026-03-01) or a time with its offset, got {text!r}")
+    if moment.tzinfo is None:
+        _fail(f"{option}: a time needs its offset (2026-03-01T09:00+00:00), got {text!r}")
+    return moment
+
+
+def _account_of(text: str) -> UUID:
+    """An account id, or the external key it was opened with (``crm:1``)."""
+    if not text.strip():
+        _fail("ACCOUNT: expected an account id or an external key, got ''")
+    try:
+        return UUID(text)
+    except ValueError:
+        return account_id_for(text)
+
+
+def timeline_report(entry: TimelineEntry) -> dict[str, Any]:
+    """One timeline entry as JSON; every key is always present."""
+    return {
+        "version": entry.version,
+        "event_id": str(entry.event_id),
+        "type": entry.type,
+        "description": entry.description,
+        "actor": entry.actor,
+        "effective_at": entry.effective_at.isoformat(),
+        "recorded_at": entry.recorded_at.isoformat(),
+        "correlation_id": str(entry.correlation_id),
+        "causation_id": None if entry.causation_id is None else str(entry.causation_id),
+        "causes": [
+            {
+                "event_id": str(cause.event_id),
+                "account_id": str(cause.account_id),
+                "version": cause.version,
+                "type": cause.type,
+                "description": cause.description,
+            }
+            for cause in entry.causes
+        ],
+        "external_cause": None if entry.external_cause is None else str(entry.external_cause),
+    }
+
+
+def timeline_command(
+    ctx: typer.Context,
+    account: Annotated[
+        str, typer.Argument(help="The account's id, or the external key it was opened with.")
+    ],
+    types: Annotated[
+        list[str] | None,
+        typer.Option("--type", metavar="EVENT", help="Only events of this type (repeatable)."),
+    ] = None,
+    effective_from: Annotated[
+        str | None, typer.Option("--effective-from", metavar="DATE", show_default=False)
+    ] = None,
+    effective_to: Annotated[
+        str | None, typer.Option("--effective-to", metavar="DATE", show_default=False)
+    ] = None,
+    recorded_from: Annotated[
+        str | None, typer.Option("--recorded-from", metavar="DATE", show_default=False)
+    ] = None,
+    recorded_to: Annotated[
+        str | None, typer.Option("--recorded-to", metavar="DATE", show_default=False)
+    ] = None,
+    actor: Annotated[
+        str | None, typer.Option("--actor", help="Only events recorded by them.")
+    ] = None,
+    order: Annotated[
+        str, typer.Option("--order", help="recorded (the store's order) or effective.")
+    ] = "recorded",
+    db: Db = None,
+    as_json: AsJson = False,
+) -> None:
+    """An account's history: who recorded what, effective and recorded when, and its causes."""
+    account_id = _account_of(account)
+    bounds = {
+        "effective_from": _moment(effective_from, "--effective-from"),
+        "effective_to": _moment(effective_to, "--effective-to"),
+        "recorded_from": _moment(recorded_from, "--recorded-from"),
+        "recorded_to": _moment(recorded_to, "--recorded-to"),
+    }
+    if order not in ("recorded", "effective"):
+        _fail(f"--order: expected recorded or effective, got {order!r}")
+    with _session(ctx, db) as (service, where):
+        try:
+            entries = timeline(
+                service,
+                account_id,
+                types=types or None,
+                actor=actor,
+                order="effective" if order == "effective" else "recorded",
+                **bounds,
+            )
+        except AccountNotFound:
+            _fail(f"ACCOUNT {account}: the store has no such account")
+        except InvalidValue as error:  # a filter: named as its option
+            option = "--type" if error.field == "types" else f"--{error.field.replace('_', '-')}"
+            _fail(f"{option}: {error.reason}")
+    if as_json:
+        _echo_json(
+            {
+                "db": where,
+                "account_id": str(account_id),
+                "order": order,
+                "entries": [timeline_report(entry) for entry in entries],
+            }
+        )
+        return
+    table = Table(title=f"Timeline of {account_id} ({len(entries)} events)", title_justify="left")
+    for column in ("v", "recorded", "effective", "actor", "what", "caused by"):
+        table.add_column(column)
+    for entry in entries:
+        cause = entry.causes[0].description if entry.causes else ""
+        table.add_row(
+            str(entry.version),
+            f"{entry.recorded_at:%Y-%m-%d %H:%M}",
+            f"{entry.effective_at:%Y-%m-%d %H:%M}",
+            entry.actor,
+            entry.description,
+            cause,
+        )
+    _stdout().print(table)
