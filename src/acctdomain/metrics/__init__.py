@@ -2,10 +2,8 @@
 out. The built-in KPIs (:mod:`acctdomain.builtin.kpis`) read the rows and call these."""
 
 from acctdomain.metrics.book import (
-    AccountMoment,
     PeriodBook,
     RenewalOutcome,
-    at,
     historical_value,
     manager_at,
 )
@@ -22,11 +20,9 @@ from acctdomain.metrics.formulas import (
 )
 
 __all__ = [
-    "AccountMoment",
     "PeriodBook",
     "RenewalOutcome",
     "Undefined",
-    "at",
     "ces_mean",
     "ces_share_easy",
     "convert_churn_rate",

@@ -29,48 +29,14 @@ import attrs
 from acctdomain.metrics.formulas import Undefined
 
 __all__ = [
-    "AccountMoment",
     "PeriodBook",
     "RenewalOutcome",
-    "at",
     "historical_value",
     "manager_at",
 ]
 
 ZERO = Decimal(0)
 MICROS_PER_YEAR = Decimal(365 * 24 * 3600 * 1_000_000)
-
-
-@attrs.frozen
-class AccountMoment:
-    """An account at one moment: ``status`` (``none`` before its first contract, ``active``,
-    ``churned``) and its product lines (product to annual amount, in its own currency)."""
-
-    status: str
-    lines: Mapping[str, Decimal]
-
-    def arr(self, product: str | None = None) -> Decimal:
-        """Its ARR (of one product line), zero unless active."""
-        if self.status != "active":
-            return ZERO
-        if product is not None:
-            return self.lines.get(product, ZERO)
-        return sum(self.lines.values(), ZERO)
-
-    def active(self, product: str | None = None) -> bool:
-        """Whether it is under contract (for ``product``: has that line)."""
-        return self.status == "active" and (product is None or product in self.lines)
-
-
-def at(row: Mapping[str, Any], moment: int, known: int) -> AccountMoment:
-    """The account's status and lines after the revenue facts effective up to ``moment`` and
-    recorded up to ``known`` (revenue facts stand in business order: a prefix)."""
-    status, lines = "none", {}
-    for effective, recorded, kind, after in row["revenue"]:
-        if effective > moment or recorded > known:
-            break
-        status, lines = ("churned" if kind == "churned" else "active"), after
-    return AccountMoment(status, {product: Decimal(amount) for product, amount in lines.items()})
 
 
 def manager_at(row: Mapping[str, Any], moment: int, known: int) -> tuple[str, str]:
