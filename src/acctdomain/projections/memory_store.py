@@ -58,7 +58,9 @@ class MemoryReadModelStore(ReadModelStore):
     def _read_tracking(self, key: ReadModelKey) -> Tracking:
         with self._lock:
             position, epoch = self._tracking.get((key.tracking_name, key.version), (0, 0))
-            return Tracking(position, epoch, self._partitions.get((key.name, key.version), 1))
+            partitions = self._partitions.get((key.name, key.version), 1)
+            stopped = any(name in self._failures for name in self._failure_names(key))
+            return Tracking(position, epoch, partitions, stopped)
 
     def _partition(self, key: ReadModelKey, count: int) -> None:
         with self._lock:

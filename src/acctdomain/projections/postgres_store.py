@@ -167,18 +167,20 @@ class PostgresReadModelStore(ReadModelStore):
                 )
 
     def _read_tracking(self, key: ReadModelKey) -> Tracking:
-        # One statement, so the position and the partitioning come from one snapshot.
+        # One statement, so the position, the partitioning and a stop come from one snapshot.
+        stopped, failures = _failures_of(key)
         query = sql.SQL(
-            "SELECT t.position, t.epoch, (SELECT partitions FROM {1} WHERE {2}) "
+            "SELECT t.position, t.epoch, (SELECT partitions FROM {1} WHERE {2}), "
+            "EXISTS (SELECT 1 FROM {3} WHERE {4}) "
             "FROM (SELECT 1) AS one LEFT JOIN {0} AS t "
             "ON t.projection = %s AND t.version = %s"
-        ).format(_TRACKING, _PARTITIONS, _KEY)
-        parameters = (key.name, key.version, key.tracking_name, key.version)
+        ).format(_TRACKING, _PARTITIONS, _KEY, _FAILURES, stopped)
+        parameters = (key.name, key.version, *failures, key.tracking_name, key.version)
         with self._lock:
             row = self._connection.execute(query, parameters, prepare=True).fetchone()
         assert row is not None
-        position, epoch, partitions = row
-        return Tracking(int(position or 0), int(epoch or 0), int(partitions or 1))
+        position, epoch, partitions, is_stopped = row
+        return Tracking(int(position or 0), int(epoch or 0), int(partitions or 1), bool(is_stopped))
 
     def _partition(self, key: ReadModelKey, count: int) -> None:
         with self._transaction() as cursor:
@@ -235,12 +237,7 @@ class PostgresReadModelStore(ReadModelStore):
         )
 
     def _read_failure(self, key: ReadModelKey) -> Failure | None:
-        where: sql.Composable
-        parameters: tuple[Any, ...]
-        if key.partition is None:
-            where, parameters = _VERSION_OF, _version_of(key)
-        else:
-            where, parameters = _KEY, (key.tracking_name, key.version)
+        where, parameters = _failures_of(key)
         query = sql.SQL("SELECT position, error FROM {} WHERE {} ORDER BY position LIMIT 1")
         with self._lock:
             row = self._connection.execute(query.format(_FAILURES, where), parameters).fetchone()
@@ -442,6 +439,13 @@ class PostgresReadModelStore(ReadModelStore):
 def _version_of(key: ReadModelKey) -> tuple[Any, ...]:
     prefix = f"{key.name}#"
     return (key.version, key.name, len(prefix), prefix)
+
+
+def _failures_of(key: ReadModelKey) -> tuple[sql.Composable, tuple[Any, ...]]:
+    """Where the failures of the key are: a partition's own, or the whole's and its parts'."""
+    if key.partition is None:
+        return _VERSION_OF, _version_of(key)
+    return _KEY, (key.tracking_name, key.version)
 
 
 def _letter_filter(key: ReadModelKey, selection: LetterFilter) -> tuple[sql.Composable, list[Any]]:

@@ -295,7 +295,7 @@ class ProjectionRunner:
         for name, projection in self._projections.items():
             key = self._key(projection)
             tracked = self.store.tracking(key)
-            if tracked.partitions == self.partition.count or self.store.failure(key):
+            if tracked.partitions == self.partition.count or tracked.stopped:
                 continue
             if _superseded(projection, self.store.serving(projection)):
                 continue
@@ -591,9 +591,9 @@ class ProjectionRunner:
     ) -> int:
         positions: dict[str, int] = {}
         for p in projections:
-            if self.store.failure(self._key(p)) is not None:
+            tracked = self.store.tracking(self._key(p))  # (one read: position, split, stop)
+            if tracked.stopped:
                 continue
-            tracked = self.store.tracking(self._key(p))
             if tracked.partitions == (1 if self.partition is None else self.partition.count):
                 positions[p.name] = tracked.position
             # else: split into partitions, whose workers run it (or, for a worker, made

@@ -156,17 +156,19 @@ class SQLiteReadModelStore(ReadModelStore):
                 )
 
     def _read_tracking(self, key: ReadModelKey) -> Tracking:
-        # One statement, so the position and the partitioning come from one snapshot.
+        # One statement, so the position, the partitioning and a stop come from one snapshot.
+        stopped, failures = _failures_of(key)
         with self._lock:
             row = self._connection.execute(
                 f"SELECT (SELECT position FROM {TRACKING_TABLE} WHERE projection = ? "
                 f"AND version = ?), (SELECT epoch FROM {TRACKING_TABLE} WHERE projection = ? "
                 f"AND version = ?), (SELECT partitions FROM {PARTITIONS_TABLE} "
-                "WHERE projection = ? AND version = ?)",
-                (key.tracking_name, key.version) * 2 + (key.name, key.version),
+                "WHERE projection = ? AND version = ?), "
+                f"EXISTS (SELECT 1 FROM {FAILURES_TABLE} WHERE {stopped})",
+                (key.tracking_name, key.version) * 2 + (key.name, key.version) + failures,
             ).fetchone()
-        position, epoch, partitions = row
-        return Tracking(int(position or 0), int(epoch or 0), int(partitions or 1))
+        position, epoch, partitions, is_stopped = row
+        return Tracking(int(position or 0), int(epoch or 0), int(partitions or 1), bool(is_stopped))
 
     def _partition(self, key: ReadModelKey, count: int) -> None:
         with self._transaction() as cursor:
@@ -210,10 +212,7 @@ class SQLiteReadModelStore(ReadModelStore):
         cursor.execute(f"DELETE FROM {FAILURES_TABLE} WHERE {_VERSION_OF}", _version_of(key))
 
     def _read_failure(self, key: ReadModelKey) -> Failure | None:
-        if key.partition is None:
-            where, parameters = _VERSION_OF, _version_of(key)
-        else:
-            where, parameters = "projection = ? AND version = ?", (key.tracking_name, key.version)
+        where, parameters = _failures_of(key)
         with self._lock:
             row = self._connection.execute(
                 f"SELECT position, error FROM {FAILURES_TABLE} WHERE {where} "
@@ -398,6 +397,13 @@ _VERSION_OF = "version = ? AND (projection = ? OR substr(projection, 1, ?) = ?)"
 def _version_of(key: ReadModelKey) -> tuple[Any, ...]:
     prefix = f"{key.name}#"
     return (key.version, key.name, len(prefix), prefix)
+
+
+def _failures_of(key: ReadModelKey) -> tuple[str, tuple[Any, ...]]:
+    """Where the failures of the key are: a partition's own, or the whole's and its parts'."""
+    if key.partition is None:
+        return _VERSION_OF, _version_of(key)
+    return "projection = ? AND version = ?", (key.tracking_name, key.version)
 
 
 def _split_tables(text: str) -> tuple[str, ...]:

@@ -74,11 +74,13 @@ FAILURES_TABLE = "rm_failures"
 @attrs.frozen
 class Tracking:
     """A tracked position in its epoch, with the number of parts its projection version is
-    split into (1: run whole)."""
+    split into (1: run whole) and whether it is stopped on a failure (for a key without
+    partition: it or any of its partitions; see :meth:`ReadModelStore.failure`)."""
 
     position: int
     epoch: int
     partitions: int = 1
+    stopped: bool = False
 
 
 @attrs.frozen
@@ -323,8 +325,9 @@ class ReadModelStore(abc.ABC):
 
     @abc.abstractmethod
     def _read_tracking(self, key: ReadModelKey) -> Tracking:
-        """The committed position and epoch of the key's tracking name ((0, 0) if none) and
-        how many partitions its projection version runs in (1 if none), in one read."""
+        """The committed position and epoch of the key's tracking name ((0, 0) if none), how
+        many partitions its projection version runs in (1 if none) and whether it is stopped
+        (what :meth:`_read_failure` would find), in one read."""
 
     @abc.abstractmethod
     def _partition(self, key: ReadModelKey, count: int) -> None:
