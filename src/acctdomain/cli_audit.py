@@ -37,6 +37,7 @@ from acctdomain.audit import (
     timeline,
     verify,
 )
+from acctdomain.cli_common import NaiveTime, parse_moment
 from acctdomain.cli_projections import (
     FAILURE,
     STORE_ERRORS,
@@ -461,16 +462,11 @@ def _moment(text: str | None, option: str) -> date | datetime | None:
     if text is None:
         return None
     try:
-        return date.fromisoformat(text)
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(text)
+        return parse_moment(text)
+    except NaiveTime:
+        _fail(f"{option}: a time needs its offset (2026-03-01T09:00+00:00), got {text!r}")
     except ValueError:
         _fail(f"{option}: expected a date (2026-03-01) or a time with its offset, got {text!r}")
-    if moment.tzinfo is None:
-        _fail(f"{option}: a time needs its offset (2026-03-01T09:00+00:00), got {text!r}")
-    return moment
 
 
 def _account_of(text: str) -> UUID:

@@ -3,13 +3,30 @@ and the calendar periods a scorecard is asked for."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from acctdomain.domain import Money
 from acctdomain.plugins import KpiValue
 
-__all__ = ["amount", "figure", "quarter_before", "shown"]
+__all__ = ["NaiveTime", "amount", "figure", "parse_moment", "quarter_before", "shown"]
+
+
+class NaiveTime(ValueError):
+    """A time given without its offset from UTC."""
+
+
+def parse_moment(text: str) -> date | datetime:
+    """A date (``2026-03-01``) or an ISO 8601 time with its offset; ValueError if it is
+    neither (NaiveTime for a time without offset)."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        pass
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise NaiveTime(text)
+    return moment
 
 
 def amount(value: str | Decimal, currency: str = "") -> str:

@@ -18,7 +18,7 @@ from rich.table import Table
 
 from acctdomain.application.kpi_settings import KpiSettings
 from acctdomain.application.scorecard import KpiResult, check_conventions, previous_period
-from acctdomain.cli_common import figure, quarter_before, shown
+from acctdomain.cli_common import figure, parse_moment, quarter_before, shown
 from acctdomain.cli_projections import AsJson, Db, _echo_json, _fail, _Plugins, _session, _stdout
 from acctdomain.domain import ManagerType, Segment
 from acctdomain.domain.currencies import ISO_4217_CODES
@@ -94,19 +94,12 @@ def _known_at(text: str | None) -> date | datetime | None:
     if text is None:
         return None
     try:
-        return date.fromisoformat(text)
+        return parse_moment(text)
     except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
         _fail(
             f"--known-at: expected a date (YYYY-MM-DD) or a time with its offset "
             f"(2026-03-31T18:00:00+00:00), got {text!r}"
         )
-    return moment
 
 
 def _filters(
