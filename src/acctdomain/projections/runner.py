@@ -311,8 +311,8 @@ class ProjectionRunner:
         """The notifications of this runner's accounts."""
         if self.partition is None:
             return notifications
-        index, count = self.partition.index, self.partition.count
-        return [n for n in notifications if _account_of(n).int % count == index]
+        owns = self.partition.owns  # the one definition of which accounts are a part's
+        return [n for n in notifications if owns(_account_of(n))]
 
     def _check_owned(self, account: UUID) -> None:
         if not self._owns(account):
