@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import attrs
 
 from acctdomain.domain.currencies import ISO_4217_CODES
-from acctdomain.domain.values import require_aware, require_date
+from acctdomain.domain.values import moment_of, require_date
 from acctdomain.errors import InvalidValue
 from acctdomain.plugins.types import Kpi, KpiContext, KpiValue, ReadModel
 
@@ -63,15 +63,7 @@ def previous_period(start: date, end: date) -> tuple[date, date]:
 
 def known_moment(known_at: date | datetime | None) -> datetime | None:
     """``known_at`` as a moment: a date means the end of that day (UTC)."""
-    if known_at is None:
-        return None
-    if isinstance(known_at, datetime):
-        return require_aware("known_at", known_at)
-    if isinstance(known_at, date):
-        return datetime.combine(known_at + timedelta(days=1), time(), tzinfo=UTC) - timedelta(
-            microseconds=1
-        )
-    raise InvalidValue("known_at", f"expected a date or an aware datetime, got {known_at!r}")
+    return None if known_at is None else moment_of("known_at", known_at, end=True)
 
 
 def check_conventions(kpis: Mapping[str, Kpi], conventions: Mapping[str, str]) -> dict[str, str]:

@@ -11,7 +11,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from enum import Enum
 from itertools import takewhile
 from typing import Any, ClassVar, Unpack
@@ -62,8 +62,8 @@ from acctdomain.domain.values import (
     Sentiment,
     StakeholderRole,
     SurveyScore,
+    moment_of,
     require_aware,
-    require_date,
     require_text,
 )
 from acctdomain.errors import (
@@ -1133,12 +1133,7 @@ class AccountService(ReadSide, Application[UUID]):
     def get_account_as_effective_at(self, account_id: UUID, when: date | datetime) -> AccountState:
         """The account as it was in the business at ``when``, by everything recorded so far
         (late entries included). A ``date`` means the end of that day, UTC."""
-        if isinstance(when, datetime):
-            cutoff = require_aware("when", when)
-        else:
-            cutoff = datetime.combine(
-                require_date("when", when) + timedelta(days=1), datetime.min.time(), UTC
-            ) - timedelta(microseconds=1)
+        cutoff = moment_of("when", when, end=True)
         account = Account.as_effective_at(self._history(account_id), cutoff)
         if account is None:
             raise AccountNotFound(account_id, f"not opened yet at {cutoff.isoformat()}")

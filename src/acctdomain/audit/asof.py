@@ -20,7 +20,7 @@ read models to memory. Memory therefore follows the number of events up to T.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 import attrs
@@ -28,7 +28,7 @@ from eventsourcing.persistence import Notification, StoredEvent
 from eventsourcing.popo import POPOApplicationRecorder
 
 from acctdomain.domain.state import AccountState
-from acctdomain.domain.values import require_aware
+from acctdomain.domain.values import moment_of
 from acctdomain.errors import InvalidValue
 from acctdomain.plugins.types import Projection, ReadModel
 from acctdomain.projections.codec import RowCodec
@@ -68,13 +68,7 @@ def recorded_time(mapper: Mapper[Any], notification: StoredEvent) -> datetime | 
 
 
 def _moment(t: object) -> datetime:
-    if isinstance(t, datetime):
-        return require_aware("t", t)
-    if isinstance(t, date):
-        return datetime.combine(t + timedelta(days=1), time(), tzinfo=UTC) - timedelta(
-            microseconds=1
-        )
-    raise InvalidValue("t", f"expected a date or an aware datetime, got {t!r}")
+    return moment_of("t", t, end=True)
 
 
 def _chosen(service: AccountService, names: object) -> list[Projection]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
@@ -35,7 +35,7 @@ from acctdomain.domain.values import (
     NpsScore,
     ProductLine,
     SurveyScore,
-    require_aware,
+    moment_of,
 )
 from acctdomain.errors import AccountNotFound, InvalidValue
 
@@ -555,14 +555,7 @@ def _types(types: object) -> tuple[type[AccountEvent], ...] | None:
 def _moment(field: str, value: object, *, end: bool) -> datetime | None:
     """A bound as a moment: a date means the start of that day (UTC), or its end for an
     upper bound."""
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return require_aware(field, value)
-    if isinstance(value, date):
-        start = datetime.combine(value, time(), tzinfo=UTC)
-        return start + timedelta(days=1) - timedelta(microseconds=1) if end else start
-    raise InvalidValue(field, f"expected a date or an aware datetime, got {value!r}")
+    return None if value is None else moment_of(field, value, end=end)
 
 
 def _range(

@@ -6,7 +6,7 @@ naming the field, so a malformed value never reaches an event.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any, ClassVar, Self, TypeVar
@@ -33,6 +33,7 @@ __all__ = [
     "Sentiment",
     "StakeholderRole",
     "SurveyScore",
+    "moment_of",
     "require_aware",
     "require_date",
     "require_enum",
@@ -165,6 +166,17 @@ def require_text(field: str, value: object, *, allow_empty: bool = False) -> str
         # A lone surrogate cannot be stored as UTF-8: refuse it here, not at save time.
         raise InvalidValue(field, "is not valid Unicode text (it has a lone surrogate)") from None
     return value
+
+
+def moment_of(field: str, value: object, *, end: bool) -> datetime:
+    """``value`` as a moment: an aware datetime as it is, a date as the start of that day
+    (UTC), or with ``end`` its last microsecond; else InvalidValue about ``field``."""
+    if isinstance(value, datetime):
+        return require_aware(field, value)
+    if isinstance(value, date):
+        start = datetime.combine(value, datetime.min.time(), tzinfo=UTC)
+        return start + timedelta(days=1) - timedelta(microseconds=1) if end else start
+    raise InvalidValue(field, f"expected a date or an aware datetime, got {value!r}")
 
 
 def require_date(field: str, value: object) -> date:
