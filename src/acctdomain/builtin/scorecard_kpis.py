@@ -8,12 +8,12 @@ and period, in ``context.memo``. Formulas, sources and edge cases: ``docs/kpis.m
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
 from acctdomain.builtin.kpi_facts import ACCOUNTS, ACTIVITY, REVENUE, micros
-from acctdomain.domain.values import Money
+from acctdomain.domain.values import Money, moment_of
 from acctdomain.metrics import (
     PeriodBook,
     Undefined,
@@ -50,8 +50,8 @@ CENT = Decimal("0.01")
 
 def _bounds(context: KpiContext) -> tuple[int, int, int]:
     """The period's first and last microsecond, and the "known at" moment."""
-    start = micros(datetime.combine(context.start, time(), tzinfo=UTC))
-    end = micros(datetime.combine(context.end + timedelta(days=1), time(), tzinfo=UTC)) - 1
+    start = micros(moment_of("start", context.start, end=False))
+    end = micros(moment_of("end", context.end, end=True))
     known = NEVER if context.known_at is None else micros(context.known_at)
     return start, end, known
 
