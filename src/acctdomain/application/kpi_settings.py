@@ -27,19 +27,13 @@ from typing import Any
 
 import attrs
 
-from acctdomain.domain.currencies import ISO_4217_CODES
+from acctdomain.domain.values import require_currency
 from acctdomain.errors import InvalidValue
 
 __all__ = ["SETTINGS_ENV_VAR", "KpiSettings"]
 
 SETTINGS_ENV_VAR = "ACCTDOMAIN_KPI_SETTINGS"
 """The environment variable naming the TOML file of a service's default settings."""
-
-
-def _currency(field: str, value: object) -> str:
-    if not isinstance(value, str) or value not in ISO_4217_CODES:
-        raise InvalidValue(field, f"{value!r} is not an ISO 4217 currency code")
-    return value
 
 
 def _positive(field: str, value: object) -> Decimal:
@@ -66,7 +60,9 @@ def _rates(value: object) -> dict[tuple[str, str], Decimal]:
         else:
             raise InvalidValue("rates", f"expected a pair like 'USD/EUR', got {pair!r}")
         field = f"rates.{base}/{quote}"
-        rates[(_currency(field, base), _currency(field, quote))] = _positive(field, rate)
+        rates[(require_currency(field, base), require_currency(field, quote))] = _positive(
+            field, rate
+        )
     return rates
 
 
@@ -92,7 +88,7 @@ class KpiSettings:
     @reporting_currency.validator
     def _check_currency(self, attribute: attrs.Attribute[str | None], value: object) -> None:
         if value is not None:
-            _currency("reporting_currency", value)
+            require_currency("reporting_currency", value)
 
     @classmethod
     def from_toml(cls, path: str | Path) -> KpiSettings:

@@ -9,8 +9,7 @@ from typing import Any
 
 import attrs
 
-from acctdomain.domain.currencies import ISO_4217_CODES
-from acctdomain.domain.values import moment_of, require_date
+from acctdomain.domain.values import moment_of, require_currency, require_date
 from acctdomain.errors import InvalidValue
 from acctdomain.plugins.types import Kpi, KpiContext, KpiValue, ReadModel
 
@@ -118,10 +117,8 @@ def compute_scorecard(
             raise InvalidValue(name, "a filter value is non-empty text")
     known = known_moment(known_at)
     picked = check_conventions(kpis, conventions or {})
-    if reporting_currency is not None and reporting_currency not in ISO_4217_CODES:
-        raise InvalidValue(
-            "reporting_currency", f"{reporting_currency!r} is not an ISO 4217 currency code"
-        )
+    if reporting_currency is not None:
+        require_currency("reporting_currency", reporting_currency)
     memo: dict[Any, Any] = {}  # shared by every KPI of this scorecard
     before = previous_period(start, end)
     lines = []

@@ -35,6 +35,7 @@ __all__ = [
     "SurveyScore",
     "moment_of",
     "require_aware",
+    "require_currency",
     "require_date",
     "require_enum",
     "require_text",
@@ -220,9 +221,15 @@ def _to_decimal(value: object) -> Decimal:
     return amount
 
 
-def _check_currency(_: object, __: attrs.Attribute[str], value: str) -> None:
+def require_currency(field: str, value: object) -> str:
+    """Return ``value`` if it is an ISO 4217 currency code, else raise InvalidValue."""
     if not isinstance(value, str) or value not in ISO_4217_CODES:
-        raise InvalidValue("currency", f"{value!r} is not an ISO 4217 currency code")
+        raise InvalidValue(field, f"{value!r} is not an ISO 4217 currency code")
+    return value
+
+
+def _check_currency(_: object, __: attrs.Attribute[str], value: str) -> None:
+    require_currency("currency", value)
 
 
 @attrs.frozen(order=False)
