@@ -837,18 +837,23 @@ def _verdict(label: str, value: float, op: str, target: float, met: bool) -> str
     return f"{label}: {value:.2f} (target {op} {target}: {'met' if met else 'NOT met'})"
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+def workload_arguments(
+    description: str, argv: list[str] | None, *, repeat: int, repeat_help: str, extra: Any = None
+) -> argparse.Namespace:
+    """The options of a benchmark on this workload (also benchmarks/scorecard.py's), parsed,
+    with the preset's sizes filled in; ``extra(parser)`` adds a script's own options."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--size", choices=SIZES, default="reference", help="preset workload")
     parser.add_argument("--accounts", type=int, help="override the preset's accounts")
     parser.add_argument("--events-per-account", type=int, help="override its events per account")
     parser.add_argument("--seed", type=int, default=7, help="seed of the simulation")
-    parser.add_argument("--repeat", type=int, default=3, help="timed rounds (best is reported)")
-    parser.add_argument("--dir", help="where the cached databases live")
+    parser.add_argument("--repeat", type=int, default=repeat, help=repeat_help)
+    parser.add_argument("--dir", help="where the cached databases live (one per workload)")
     parser.add_argument("--fresh", action="store_true", help="rebuild the cached databases")
     parser.add_argument("--profile", type=int, metavar="N", help="cProfile top N, on stderr")
-    parser.add_argument("--child-rebuild", help=argparse.SUPPRESS)
+    if extra is not None:
+        extra(parser)
     args = parser.parse_args(argv)
     preset_accounts, preset_per_account = SIZES[args.size]
     args.accounts = args.accounts or preset_accounts
@@ -856,6 +861,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if min(args.accounts, args.events_per_account, args.repeat) < 1:
         parser.error("--accounts, --events-per-account and --repeat must be positive")
     return args
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    return workload_arguments(
+        __doc__.split("\n", 1)[0],
+        argv,
+        repeat=3,
+        repeat_help="timed rounds (best is reported)",
+        extra=lambda parser: parser.add_argument("--child-rebuild", help=argparse.SUPPRESS),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

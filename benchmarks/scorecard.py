@@ -75,7 +75,14 @@ from acctdomain.domain import Money
 from acctdomain.plugins import PluginHost, ReadModel
 
 # This script's directory is on sys.path when it is run: the workload is rebuild.py's.
-from rebuild import MANAGERS, SIZES, START, YEARS, cached_database, new_service
+from rebuild import (
+    MANAGERS,
+    START,
+    YEARS,
+    cached_database,
+    new_service,
+    workload_arguments,
+)
 
 TARGET_RATIO = 0.01
 VARIANTS = ("full", "manager", "known_at")
@@ -368,23 +375,9 @@ def _figure_text(figure: dict[str, Any], label: str) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--size", choices=SIZES, default="reference", help="preset workload")
-    parser.add_argument("--accounts", type=int, help="override the preset's accounts")
-    parser.add_argument("--events-per-account", type=int, help="override its events per account")
-    parser.add_argument("--seed", type=int, default=7, help="seed of the simulation")
-    parser.add_argument("--repeat", type=int, default=5, help="timed scorecard rounds")
-    parser.add_argument("--dir", help="where the cached databases live (shared with rebuild.py)")
-    parser.add_argument("--fresh", action="store_true", help="rebuild the cached database")
-    parser.add_argument("--profile", type=int, metavar="N", help="cProfile top N, on stderr")
-    args = parser.parse_args(argv)
-    preset_accounts, preset_per_account = SIZES[args.size]
-    args.accounts = args.accounts or preset_accounts
-    args.events_per_account = args.events_per_account or preset_per_account
-    if min(args.accounts, args.events_per_account, args.repeat) < 1:
-        parser.error("--accounts, --events-per-account and --repeat must be positive")
-    return args
+    return workload_arguments(
+        __doc__.split("\n", 1)[0], argv, repeat=5, repeat_help="timed scorecard rounds"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
