@@ -12,7 +12,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml plugins/acctdomain-commissions/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[postgres,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[postgres,dev,forecast,report]'
 	$(BIN)/python -m pip install --quiet -e plugins/acctdomain-commissions
 	touch $(STAMP)
 
