@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test lint typecheck pytest clean plugin-template
+.PHONY: setup demo test lint typecheck pytest clean plugin-template chromium
 
 setup: $(STAMP)
 
@@ -31,7 +31,15 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src plugins/acctdomain-commissions/src plugins/template/src
 
-pytest: $(STAMP)
+# The dashboard's browser test (tests/test_report_browser.py) drives Debian's headless Chromium
+# through chromedriver: installed here when missing (as root), quietly; nothing to do once there.
+chromium:
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || { \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 || { \
+	    apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; }; }
+
+pytest: $(STAMP) chromium
 	$(BIN)/pytest
 
 test: lint typecheck pytest

@@ -57,6 +57,18 @@ def write_every_event(service: AccountService, clock: FakeClock) -> UUID:
         term_end=date(2027, 3, 1),
         lines=[ProductLine("analytics", eur("8000")), ProductLine("support", eur("2000"))],
     )
+    emea = step(service.add_business_unit, name="EMEA")
+    apac = step(service.add_business_unit, name="APAC")
+    step(service.rename_business_unit, unit_id=apac, name="Asia Pacific")
+    step(service.adopt_product, unit_id=emea, product="analytics")
+    step(service.end_product_adoption, unit_id=emea, product="analytics", reason="moved")
+    step(service.mark_product_ineligible, unit_id=apac, product="support", reason="in-house")
+    step(service.restore_product_eligibility, unit_id=apac, product="support")
+    aimed = step(
+        service.offer_opportunity, kind="cross_sell", product="audit", estimated_arr=eur("700")
+    )
+    step(service.target_opportunity, opportunity_id=aimed, unit_id=emea)
+    step(service.remove_business_unit, unit_id=apac, reason="sold")
     jane = step(service.add_stakeholder, name="Jane Roe", role="champion", title="CFO")
     step(
         service.log_contact,

@@ -49,7 +49,10 @@ runner = CliRunner()
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "cli.md"
 # The built-in projections, in registration order (builtin.accounts, .kpis, .workday).
-BUILT_IN = ["accounts", "kpi_facts", "account_plans", "stakeholders", "value_realised"]
+BUILT_IN = [
+    "accounts", "kpi_facts", "account_plans", "stakeholders", "value_realised", "white_space",
+        "attention",
+]  # fmt: skip
 ACME, GLOBEX = account_id_for("crm:1"), account_id_for("crm:2")
 STATUS_KEYS = {
     "name",

@@ -227,10 +227,11 @@ def test_hook_acctdomain_register_health_signals(
     health = service.health(account_id, now=START)
     signals = {signal.name: signal for signal in health.signals}
     assert signals["always_half"].score == 0.5
-    # No contact yet: engagement 0 (weight 0.4); no issue: 1 (0.35); no NPS: silent.
-    expected = (0.5 * 1.0 + 0.0 * 0.4 + 1.0 * 0.35) / (1.0 + 0.4 + 0.35)
+    # No contact yet: engagement 0 (weight 0.25); no issue: 1 (0.2); the other built-in
+    # signals are silent (no survey, plan or contract yet).
+    expected = (0.5 * 1.0 + 0.0 * 0.25 + 1.0 * 0.2) / (1.0 + 0.25 + 0.2)
     assert health.score == pytest.approx(expected)
-    assert health.band == "yellow"  # 0.486: between the default red (0.4) and green (0.7) limits
+    assert health.band == "yellow"  # 0.483: between the default red (0.4) and green (0.7) limits
 
 
 # --- policies -----------------------------------------------------------------------------

@@ -33,16 +33,25 @@ from rich.table import Table
 
 from acctdomain.application import AccountService, StoreSpec
 from acctdomain.application.scorecard import KpiResult
+from acctdomain.audit import verify
 from acctdomain.cli_audit import GROUP as AUDIT
 from acctdomain.cli_audit import audit_app
 from acctdomain.cli_common import amount as _amount
 from acctdomain.cli_common import figure as _figure
 from acctdomain.cli_common import quarter_before
 from acctdomain.cli_common import shown as _shown
+from acctdomain.cli_forecast import COMMAND as FORECAST
+from acctdomain.cli_forecast import add_forecast
+from acctdomain.cli_import import COMMAND as IMPORT
+from acctdomain.cli_import import add_import
 from acctdomain.cli_kpis import COMMAND as KPIS
 from acctdomain.cli_kpis import add_kpis
+from acctdomain.cli_policies import GROUP as POLICIES
+from acctdomain.cli_policies import policies_app
 from acctdomain.cli_projections import GROUP as PROJECTIONS
-from acctdomain.cli_projections import projections_app
+from acctdomain.cli_projections import _Plugins, projections_app
+from acctdomain.cli_report import COMMAND as REPORT
+from acctdomain.cli_report import add_report
 from acctdomain.demo import DEMO_KPI_SETTINGS, BookSummary, eur_at_demo_rate, generate_book
 from acctdomain.domain import AccountState, AccountStatus, IssueSeverity, Segment
 from acctdomain.errors import PluginError
@@ -70,7 +79,11 @@ def _root() -> None:
 
 app.add_typer(projections_app(), name=PROJECTIONS)
 app.add_typer(audit_app(), name=AUDIT)
+app.add_typer(policies_app(), name=POLICIES)
 add_kpis(app)
+add_report(app)
+add_forecast(app)
+add_import(app)
 
 
 def main() -> None:
@@ -92,13 +105,19 @@ def build_app(host: PluginHost) -> typer.Typer:
         pretty_exceptions_show_locals=False,
     )
     root.callback()(_root)
-    root.registered_commands.extend(c for c in app.registered_commands if c.name != KPIS)
+    root.registered_commands.extend(
+        c for c in app.registered_commands if c.name not in (KPIS, FORECAST, REPORT, IMPORT)
+    )
     root.add_typer(projections_app(host), name=PROJECTIONS)
     root.add_typer(audit_app(host), name=AUDIT)
+    root.add_typer(policies_app(host), name=POLICIES)
     add_kpis(root, host)
+    add_report(root, host)
+    add_forecast(root, host)
+    add_import(root, host)
     taken = {
         info.name or info.callback.__name__ for info in app.registered_commands if info.callback
-    } | {PROJECTIONS, AUDIT}
+    } | {PROJECTIONS, AUDIT, POLICIES}
     for command in host.cli_commands().values():
         owner = host.owner(CLI_HOOK, command.name)
         if command.name in taken:
@@ -106,9 +125,13 @@ def build_app(host: PluginHost) -> typer.Typer:
         elif isinstance(command.callback, typer.Typer):
             root.add_typer(command.callback, name=command.name, help=command.help or None)
         else:
-            root.command(name=command.name, help=command.help or None)(
-                _contained(command.callback, owner)
-            )
+            # The command's context carries this host, so a command opening a store with
+            # the CLI's session helpers gets the same plugins.
+            root.command(
+                name=command.name,
+                help=command.help or None,
+                context_settings={"obj": _Plugins(host)},
+            )(_contained(command.callback, owner))
     _active["host"] = host
     return root
 
@@ -222,6 +245,23 @@ def _report(
     }
 
 
+def _demo_day(
+    service: AccountService, states: list[AccountState], end: date
+) -> dict[str, Any] | None:
+    """The prioritised day of the manager with the most active accounts (ties: by name) on
+    the book's last day; None when the built-in workday plugin is blocked."""
+    if "attention" not in service.projections.names:
+        return None
+    from acctdomain.builtin.day import today  # a built-in plugin's view (blockable)
+    from acctdomain.builtin.workday_cli import day_report
+
+    active = Counter(s.manager for s in states if s.status is AccountStatus.ACTIVE)
+    if not active:
+        return None
+    manager = min(active, key=lambda name: (-active[name], name))
+    return day_report(today(service, manager, on=end, limit=10, catch_up=False), "")
+
+
 def _scorecard_report(
     quarter: tuple[date, date], lines: list[KpiResult], events: int, seconds: float
 ) -> dict[str, Any]:
@@ -324,6 +364,16 @@ def _print_tables(console: Console, report: dict[str, Any]) -> None:
         )
     console.print(top)
     _print_scorecard(console, report["scorecard"])
+    if report["today"] is not None:
+        from acctdomain.builtin.workday_cli import print_day
+
+        print_day(report["today"])
+    audit = report["audit"]
+    console.print(
+        f"Audit: the hash chain of {audit['checked']:,} events "
+        + ("verifies" if audit["ok"] else "is BROKEN")
+        + f" (head {audit['head_position']}: {audit['head_hash'][:16]}...)"
+    )
 
 
 @app.command()
@@ -378,12 +428,21 @@ def demo(
         projected = service.catch_up()
         projection_seconds = time.perf_counter() - started
         scorecard = service.scorecard(*quarter, catch_up=False)
+        priorities = _demo_day(service, states, summary.end)
+        checked = verify(service)
     except (OSError, sqlite3.Error, PersistenceError) as error:
         _fail(f"writing to {db} failed: {error}", code=1)
     finally:
         service.close()
     report = _report(db, summary, states, elapsed)
     report["scorecard"] = _scorecard_report(quarter, scorecard, projected, projection_seconds)
+    report["today"] = priorities
+    report["audit"] = {
+        "ok": checked.ok,
+        "checked": checked.checked,
+        "head_position": checked.head_position,
+        "head_hash": checked.head_hex,
+    }
     if as_json:
         typer.echo(json.dumps(report, indent=2))
     else:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import attrs
 
-from acctdomain.domain.state import AccountState
 from acctdomain.errors import InvalidValue
 from acctdomain.plugins.types import HealthSignal
 
-__all__ = ["Bands", "HealthScore", "SignalScore", "score_health"]
+if TYPE_CHECKING:
+    from acctdomain.builtin.facts import AccountFacts
+
+__all__ = ["Bands", "HealthScore", "SignalScore", "check_weights", "score_health"]
 
 Band = Literal["green", "yellow", "red"]
 
@@ -52,25 +54,49 @@ class HealthScore:
     signals: tuple[SignalScore, ...]
 
 
+def check_weights(
+    weights: Mapping[str, float] | None, signals: Mapping[str, HealthSignal]
+) -> Mapping[str, float]:
+    """``weights`` (signal name to a number >= 0; 0 leaves a signal out) if every name is a
+    registered signal, else ``InvalidValue`` naming the weight that is wrong."""
+    if weights is None:
+        return {}
+    if not isinstance(weights, Mapping):
+        raise InvalidValue("weights", f"expected a mapping, got {type(weights).__name__}")
+    for name, weight in weights.items():
+        if name not in signals:
+            known = ", ".join(sorted(signals))
+            raise InvalidValue(f"weights.{name}", f"no such health signal (known: {known})")
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight >= 0:
+            raise InvalidValue(f"weights.{name}", f"expected a number >= 0, got {weight!r}")
+    return weights
+
+
 def score_health(
-    account: AccountState,
+    facts: AccountFacts,
     signals: Mapping[str, HealthSignal],
     now: datetime,
     *,
     bands: Bands = Bands(),
-    run: Callable[[HealthSignal, AccountState, datetime], float | None] | None = None,
+    weights: Mapping[str, float] | None = None,
+    run: Callable[[HealthSignal, AccountFacts, datetime], float | None] | None = None,
 ) -> HealthScore:
-    """Score ``account`` at ``now``. ``run`` calls one signal (the plugin host passes one that
-    records a failing signal against its plugin and treats it as silent)."""
+    """Score the account of ``facts`` at ``now``. ``weights`` override the signals' own
+    (checked by :func:`check_weights`). ``run`` calls one signal (the plugin host passes one
+    that records a failing signal against its plugin and treats it as silent)."""
+    chosen = check_weights(weights, signals)
     verdicts = []
     for signal in signals.values():
-        score = run(signal, account, now) if run else signal.score(account, now)
+        weight = chosen.get(signal.name, signal.weight)
+        if not weight:
+            continue
+        score = run(signal, facts, now) if run else signal.score(facts, now)
         if score is not None and not 0 <= score <= 1:
             score = None  # out of range says nothing trustworthy
-        verdicts.append(SignalScore(signal.name, score, signal.weight))
+        verdicts.append(SignalScore(signal.name, score, weight))
     weighed = [(v.score, v.weight) for v in verdicts if v.score is not None]
     total = sum(weight for _, weight in weighed)
     if not total:
-        return HealthScore(account.account_id, None, None, tuple(verdicts))
+        return HealthScore(facts.account_id, None, None, tuple(verdicts))
     score = sum(s * w for s, w in weighed) / total
-    return HealthScore(account.account_id, score, bands.band(score), tuple(verdicts))
+    return HealthScore(facts.account_id, score, bands.band(score), tuple(verdicts))

@@ -26,6 +26,7 @@ from acctdomain.errors import InvalidValue
 from acctdomain.plugins.types import HealthSignal, Kpi, KpiContext, KpiValue, ReadModel
 
 if TYPE_CHECKING:
+    from acctdomain.builtin.facts import AccountFacts
     from acctdomain.plugins.host import PluginHost
     from acctdomain.projections import PolicyRunner, ProjectionRunner
 
@@ -179,21 +180,51 @@ class ReadSide:
         return value
 
     def health(
-        self, account_id: UUID, *, now: datetime | None = None, bands: Bands | None = None
+        self,
+        account_id: UUID,
+        *,
+        now: datetime | None = None,
+        bands: Bands | None = None,
+        weights: Mapping[str, float] | None = None,
+        catch_up: bool = True,
     ) -> HealthScore:
-        """The account's health from every registered signal, at ``now`` (default: the clock)."""
+        """The account's health at ``now`` (default: the clock): the weighted mean of every
+        registered signal over the account's facts (:func:`~acctdomain.builtin.facts.
+        account_facts`, from read models). ``weights`` override signals' weights by name (0
+        leaves one out); ``bands`` sets the red/yellow/green thresholds. With ``catch_up``
+        the read models are brought up to date first."""
+        if catch_up:
+            self.catch_up()
+        moment = now or self.clock()
+        return self.health_of(self.facts(account_id, today=moment.date()), moment, bands, weights)
+
+    def facts(self, account_id: UUID, *, today: date | None = None) -> AccountFacts:
+        """What the read models know of the account, looked at on ``today`` (default: the
+        clock's day); see :func:`~acctdomain.builtin.facts.account_facts`."""
+        from acctdomain.builtin.facts import account_facts
+
+        return account_facts(self.read_model, account_id, today=today or self.clock().date())
+
+    def health_of(
+        self,
+        facts: AccountFacts,
+        now: datetime,
+        bands: Bands | None = None,
+        weights: Mapping[str, float] | None = None,
+    ) -> HealthScore:
+        """The health score of ``facts`` at ``now`` (what :meth:`health` computes, for facts
+        already read, as the portfolio does for a whole book)."""
         return score_health(
-            self.get_account(account_id),
+            facts,
             self.plugins.health_signals(),
-            now or self.clock(),
+            now,
             bands=bands or Bands(),
+            weights=weights,
             run=self._run_signal,
         )
 
-    def _run_signal(
-        self, signal: HealthSignal, account: AccountState, now: datetime
-    ) -> float | None:
-        return self.plugins.guarded(SIGNAL_HOOK, signal.name, signal.score, account, now)
+    def _run_signal(self, signal: HealthSignal, facts: AccountFacts, now: datetime) -> float | None:
+        return self.plugins.guarded(SIGNAL_HOOK, signal.name, signal.score, facts, now)
 
 
 @contextmanager

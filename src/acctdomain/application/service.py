@@ -37,6 +37,12 @@ from acctdomain.application.idempotency import (
     record_id_for,
 )
 from acctdomain.application.kpi_settings import KpiSettings
+from acctdomain.application.personal import (
+    PersonalData,
+    PersonalDataMapper,
+    SealedTranscoding,
+    key_store_for,
+)
 from acctdomain.application.read_side import ReadSide
 from acctdomain.application.stores import StoreSpec, parse_store
 from acctdomain.application.transcoding import (
@@ -45,7 +51,6 @@ from acctdomain.application.transcoding import (
     EnumTranscoding,
     ExactJSONTranscoder,
 )
-from acctdomain.application.upcasting import UpcastingMapper
 from acctdomain.domain import ENUM_TYPES, VALUE_TYPES, Account, AccountState, EventContext
 from acctdomain.domain.events import AccountEvent
 from acctdomain.domain.identifiers import account_id_for
@@ -74,6 +79,7 @@ from acctdomain.errors import (
     IdempotencyKeyReused,
     InvalidValue,
     NotAuthorized,
+    UnknownReference,
 )
 from acctdomain.plugins.host import PluginHost
 from acctdomain.plugins.types import AuthorizationRequest
@@ -144,8 +150,11 @@ class AccountService(ReadSide, Application[UUID]):
         """The plugins: built-ins, installed entry points (unless given a host of your own)."""
         self._max_attempts = max_attempts
         self._extra_transcodings = tuple(extra_transcodings)
+        self.personal_data = PersonalData(lambda: self.clock())
+        """Personal fields sealed per data subject (see :mod:`acctdomain.application.personal`)."""
         with self.store.setting_up():
             super().__init__(env={**self.store.environment(), **(env or {})})
+            self.personal_data.attach(key_store_for(self.recorder))  # the subjects' key table
         self.plugins.startup(self)
 
     def close(self) -> None:
@@ -157,9 +166,10 @@ class AccountService(ReadSide, Application[UUID]):
 
     def construct_mapper(self) -> Mapper[UUID]:
         mapper = self.factory.mapper(
-            transcoder=self.construct_transcoder(), mapper_class=UpcastingMapper
+            transcoder=self.construct_transcoder(), mapper_class=PersonalDataMapper
         )
-        assert isinstance(mapper, UpcastingMapper)
+        assert isinstance(mapper, PersonalDataMapper)
+        mapper.personal = self.personal_data
         mapper.upcasters = {
             (upcaster.topic, upcaster.from_version): upcaster.upcast
             for upcaster in self.plugins.upcasters().values()
@@ -182,6 +192,7 @@ class AccountService(ReadSide, Application[UUID]):
         transcodings += [AttrsTranscoding(value_class) for value_class in VALUE_TYPES]
         transcodings += self._extra_transcodings
         transcodings += self.plugins.transcodings().values()
+        transcodings.append(SealedTranscoding(self.personal_data))
         for transcoding in transcodings:
             transcoder.register(transcoding)
 
@@ -190,16 +201,18 @@ class AccountService(ReadSide, Application[UUID]):
         # boundary (commands may append several events), instead of eventsourcing's reload from
         # the store at exact multiples. A failed snapshot must not fail a committed command:
         # the events are safe, the next boundary writes a new snapshot.
+        # The first new version of each aggregate, in one pass (a bulk save holds many).
+        first_versions: dict[UUID, int] = {}
+        for e in processing_event.events:
+            known = first_versions.get(e.originator_id)
+            if known is None or e.originator_version < known:
+                first_versions[e.originator_id] = e.originator_version
         for aggregate_id, aggregate in processing_event.aggregates.items():
             interval = self.snapshotting_intervals.get(type(aggregate))
             if interval is None or self.snapshots is None:
                 continue
-            versions = [
-                e.originator_version
-                for e in processing_event.events
-                if e.originator_id == aggregate_id
-            ]
-            if not versions or min(versions) - 1 >= aggregate.version // interval * interval:
+            first = first_versions.get(aggregate_id)
+            if first is None or first - 1 >= aggregate.version // interval * interval:
                 continue
             try:
                 self.snapshots.put([Account.Snapshot.take(aggregate)])
@@ -662,6 +675,52 @@ class AccountService(ReadSide, Application[UUID]):
             ),
         )
 
+    def erase_subject(
+        self,
+        account_id: UUID,
+        *,
+        subject_id: UUID,
+        reason: str = "",
+        **options: Unpack[CommandOptions],
+    ) -> CommandResult:
+        """Erase a data subject's personal data (the right to be forgotten): destroy its key,
+        record ``SubjectErased``, bring the read models up to date and scrub the store (see
+        :mod:`acctdomain.application.personal`). ``subject_id`` is a stakeholder id,
+        ``respondent_subject_id(account_id, respondent)`` or
+        ``contact_notes_subject_id(account_id)``. Erasing an erased subject again changes
+        nothing. ``reason`` must not name the person."""
+        self._options(options)
+        if not isinstance(subject_id, UUID):
+            raise InvalidValue("subject_id", f"expected a UUID, got {type(subject_id).__name__}")
+        account = self._load(account_id)
+        record = self.personal_data.store.get(subject_id)
+        if record is None or record.account_id != account_id:
+            raise UnknownReference(
+                "subject_id", f"account {account_id} keeps no personal data of {subject_id}"
+            )
+        if record.key is None and account.is_erased(subject_id):
+            arguments = dict(subject_id=subject_id, reason=reason)
+            self._authorize("erase_subject", account_id, options, arguments)
+            return CommandResult(account.id, account.version, None)
+
+        def erase(account: Account, ctx: EventContext) -> None:
+            if not account.is_erased(subject_id):
+                account.erase_subject(subject_id=subject_id, reason=reason, ctx=ctx)
+            # After the checks, before the event is saved: if the save fails, erasing again
+            # finds the key gone and records the event.
+            self.personal_data.erase(subject_id)
+
+        result = self._change(
+            "erase_subject", account_id, options, dict(subject_id=subject_id, reason=reason), erase
+        )
+        try:  # the read models rewrite the rows that held the person's data...
+            self.catch_up()
+        except Exception:
+            log.warning("read models could not catch up after an erasure", exc_info=True)
+        if not self.personal_data.store.scrub():  # ...before the store's free space is cleared
+            log.warning("the store could not be scrubbed entirely: a reader held its log")
+        return result
+
     def record_value_delivered(
         self,
         account_id: UUID,
@@ -1095,6 +1154,139 @@ class AccountService(ReadSide, Application[UUID]):
             options,
             dict(goal_id=goal_id, reason=reason),
             lambda a, ctx: a.abandon_goal(goal_id=goal_id, reason=reason, ctx=ctx),
+        )
+
+    # --- commands: business units and white space ---------------------------------------------
+
+    def add_business_unit(
+        self,
+        account_id: UUID,
+        *,
+        name: str,
+        unit_id: UUID | None = None,
+        **options: Unpack[CommandOptions],
+    ) -> CommandResult:
+        """Record a business unit of the customer; ``entity_id`` is the unit id."""
+        new_id = self._new_id(options, unit_id, "unit")
+        return self._change(
+            "add_business_unit",
+            account_id,
+            options,
+            dict(name=name, unit_id=unit_id),
+            lambda a, ctx: a.add_business_unit(unit_id=new_id, name=name, ctx=ctx),
+            new_id,
+        )
+
+    def rename_business_unit(
+        self, account_id: UUID, *, unit_id: UUID, name: str, **options: Unpack[CommandOptions]
+    ) -> CommandResult:
+        """Give a business unit a new name."""
+        return self._change(
+            "rename_business_unit",
+            account_id,
+            options,
+            dict(unit_id=unit_id, name=name),
+            lambda a, ctx: a.rename_business_unit(unit_id=unit_id, name=name, ctx=ctx),
+        )
+
+    def remove_business_unit(
+        self,
+        account_id: UUID,
+        *,
+        unit_id: UUID,
+        reason: str = "",
+        **options: Unpack[CommandOptions],
+    ) -> CommandResult:
+        """Record that a business unit was closed, sold or merged."""
+        return self._change(
+            "remove_business_unit",
+            account_id,
+            options,
+            dict(unit_id=unit_id, reason=reason),
+            lambda a, ctx: a.remove_business_unit(unit_id=unit_id, reason=reason, ctx=ctx),
+        )
+
+    def adopt_product(
+        self, account_id: UUID, *, unit_id: UUID, product: str, **options: Unpack[CommandOptions]
+    ) -> CommandResult:
+        """Record that a business unit uses one of the account's product lines."""
+        return self._change(
+            "adopt_product",
+            account_id,
+            options,
+            dict(unit_id=unit_id, product=product),
+            lambda a, ctx: a.adopt_product(unit_id=unit_id, product=product, ctx=ctx),
+        )
+
+    def end_product_adoption(
+        self,
+        account_id: UUID,
+        *,
+        unit_id: UUID,
+        product: str,
+        reason: str = "",
+        **options: Unpack[CommandOptions],
+    ) -> CommandResult:
+        """Record that a business unit stopped using a product."""
+        return self._change(
+            "end_product_adoption",
+            account_id,
+            options,
+            dict(unit_id=unit_id, product=product, reason=reason),
+            lambda a, ctx: a.end_product_adoption(
+                unit_id=unit_id, product=product, reason=reason, ctx=ctx
+            ),
+        )
+
+    def mark_product_ineligible(
+        self,
+        account_id: UUID,
+        *,
+        unit_id: UUID,
+        product: str,
+        reason: str,
+        **options: Unpack[CommandOptions],
+    ) -> CommandResult:
+        """Record that a business unit cannot use a product, and why."""
+        return self._change(
+            "mark_product_ineligible",
+            account_id,
+            options,
+            dict(unit_id=unit_id, product=product, reason=reason),
+            lambda a, ctx: a.mark_product_ineligible(
+                unit_id=unit_id, product=product, reason=reason, ctx=ctx
+            ),
+        )
+
+    def restore_product_eligibility(
+        self, account_id: UUID, *, unit_id: UUID, product: str, **options: Unpack[CommandOptions]
+    ) -> CommandResult:
+        """Make a product marked ineligible for a business unit possible again."""
+        return self._change(
+            "restore_product_eligibility",
+            account_id,
+            options,
+            dict(unit_id=unit_id, product=product),
+            lambda a, ctx: a.restore_product_eligibility(unit_id=unit_id, product=product, ctx=ctx),
+        )
+
+    def target_opportunity(
+        self,
+        account_id: UUID,
+        *,
+        opportunity_id: UUID,
+        unit_id: UUID,
+        **options: Unpack[CommandOptions],
+    ) -> CommandResult:
+        """Aim an open opportunity at a business unit (replacing any earlier target)."""
+        return self._change(
+            "target_opportunity",
+            account_id,
+            options,
+            dict(opportunity_id=opportunity_id, unit_id=unit_id),
+            lambda a, ctx: a.target_opportunity(
+                opportunity_id=opportunity_id, unit_id=unit_id, ctx=ctx
+            ),
         )
 
     # --- queries ------------------------------------------------------------------------------

@@ -113,6 +113,7 @@ def export_log(
     *,
     progress: Progress | None = None,
     page_size: int = DEFAULT_PAGE_SIZE,
+    keys: PathArg | None = None,
 ) -> ExportSummary:
     """Write every event of ``store`` (an ``AccountService``, a recorder, a store URL or
     ``StoreSpec``, as :func:`~acctdomain.audit.verify` takes) with its chain hash to the JSON
@@ -122,7 +123,11 @@ def export_log(
     memory; writers may go on appending), and ``progress(done, total)`` is called after each.
     Each event's link is recomputed on the way: a store whose chain is broken is refused
     (InvalidValue, field ``store``, naming the first problem) and no file is left behind. The
-    file is written beside ``destination`` and moved there when complete."""
+    file is written beside ``destination`` and moved there when complete.
+
+    The file holds personal fields as they are stored: encrypted. Their keys are not in it;
+    with ``keys`` (a path) they are written to that separate file (see
+    :func:`~acctdomain.application.personal.write_keys`), which ``import_log`` takes too."""
     _check_options(progress, page_size)
     target = Path(destination)
     partial = target.with_name(f".{target.name}.{uuid4().hex[:8]}.partial")
@@ -130,6 +135,11 @@ def export_log(
         with _open_reader(store) as reader, open(partial, "x", encoding="utf-8") as file:
             summary = _export(reader, file, progress, page_size)
         os.replace(partial, target)
+        if keys is not None:
+            from acctdomain.application.personal import opened_key_store, write_keys
+
+            with opened_key_store(store) as key_store:
+                write_keys(key_store, keys)
     except OSError as error:
         raise InvalidValue("destination", f"cannot write {str(target)!r}: {error}") from error
     finally:
@@ -420,6 +430,7 @@ def import_log(
     *,
     progress: Progress | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    keys: PathArg | None = None,
 ) -> ImportSummary:
     """Import the export file ``source`` into ``store``, which must be empty (an
     ``AccountService``, an SQLite or PostgreSQL application recorder, a store URL or
@@ -430,16 +441,27 @@ def import_log(
     are then written through the store's recorder in order, ``batch_size`` at a time
     (``progress(written, total)`` after each batch), keeping their notification ids, so the
     store's own chain ends on the exported head hash; the store is verified afterwards.
+
+    ``keys`` is the key file written by ``export_log(..., keys=...)``: its keys go into the
+    store before the events, so personal fields read as they did in the source. Without it they
+    read ``"[erased]"`` there.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InvalidValue("batch_size", f"expected a positive number, got {batch_size!r}")
     _check_options(progress, DEFAULT_PAGE_SIZE)
     path = Path(source)
+    from acctdomain.application.personal import load_keys, opened_key_store, read_keys
+
+    key_records = [] if keys is None else read_keys(keys)
     with _target(store) as writer:
         writer.check_empty()
         total = 0
         for _ in _checked_events(path, writer.uuid_ids):
             total += 1
+        if key_records:  # before the events: a service following the store reads them
+            owner = store if hasattr(store, "personal_data") else writer.recorder
+            with opened_key_store(owner) as key_store:
+                load_keys(key_store, key_records)
         if progress is not None:
             progress(0, total)
         written, head = 0, GENESIS

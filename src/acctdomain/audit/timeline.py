@@ -305,7 +305,63 @@ def _goal_abandoned(e: ev.GoalAbandoned, labels: Labels) -> str:
     return f"Goal abandoned: {_label(labels, e.goal_id)}{_because(e.reason)}"
 
 
+def _subject_erased(e: ev.SubjectErased, labels: Labels) -> str:
+    return f"Personal data erased: subject {_label(labels, e.subject_id)}{_because(e.reason)}"
+
+
+def _unit_added(e: ev.BusinessUnitAdded, labels: Labels) -> str:
+    labels[e.unit_id] = e.name
+    return f"Business unit added: {_quoted(e.name)}"
+
+
+def _unit_renamed(e: ev.BusinessUnitRenamed, labels: Labels) -> str:
+    before = _label(labels, e.unit_id)
+    labels[e.unit_id] = e.name
+    return f"Business unit renamed: {before} to {_quoted(e.name)}"
+
+
+def _unit_removed(e: ev.BusinessUnitRemoved, labels: Labels) -> str:
+    return f"Business unit removed: {_label(labels, e.unit_id)}{_because(e.reason)}"
+
+
+def _adopted(e: ev.ProductAdopted, labels: Labels) -> str:
+    return f"Product adopted: {_text(e.product)} by {_label(labels, e.unit_id)}"
+
+
+def _adoption_ended(e: ev.ProductAdoptionEnded, labels: Labels) -> str:
+    return (
+        f"Product adoption ended: {_text(e.product)} by {_label(labels, e.unit_id)}"
+        f"{_because(e.reason)}"
+    )
+
+
+def _ineligible(e: ev.ProductMarkedIneligible, labels: Labels) -> str:
+    return (
+        f"Product marked ineligible: {_text(e.product)} for {_label(labels, e.unit_id)}"
+        f"{_because(e.reason)}"
+    )
+
+
+def _eligible(e: ev.ProductEligibilityRestored, labels: Labels) -> str:
+    return f"Product eligible again: {_text(e.product)} for {_label(labels, e.unit_id)}"
+
+
+def _targeted(e: ev.OpportunityTargeted, labels: Labels) -> str:
+    return (
+        f"Opportunity targeted: {_label(labels, e.opportunity_id)} "
+        f"at business unit {_label(labels, e.unit_id)}"
+    )
+
+
 DESCRIPTIONS: Mapping[type[AccountEvent], Callable[[Any, Labels], str]] = {
+    ev.BusinessUnitAdded: _unit_added,
+    ev.BusinessUnitRenamed: _unit_renamed,
+    ev.BusinessUnitRemoved: _unit_removed,
+    ev.ProductAdopted: _adopted,
+    ev.ProductAdoptionEnded: _adoption_ended,
+    ev.ProductMarkedIneligible: _ineligible,
+    ev.ProductEligibilityRestored: _eligible,
+    ev.OpportunityTargeted: _targeted,
     ev.AccountOpened: _opened,
     ev.ManagerReassigned: _reassigned,
     ev.ContractStarted: _started,
@@ -338,6 +394,7 @@ DESCRIPTIONS: Mapping[type[AccountEvent], Callable[[Any, Labels], str]] = {
     ev.TacticDropped: _tactic_dropped,
     ev.GoalAchieved: _goal_achieved,
     ev.GoalAbandoned: _goal_abandoned,
+    ev.SubjectErased: _subject_erased,
 }
 """The one-line description of each event class, given the labels read so far (a function
 that introduces an item, such as ``IssueRaised``, adds its label)."""
@@ -525,7 +582,10 @@ def _stored_ids(service: AccountService) -> Iterator[tuple[UUID, int]]:
 
 # --- filters --------------------------------------------------------------------------------
 
-_BY_NAME: dict[str, type[AccountEvent]] = {cls.__name__: cls for cls in ACCOUNT_EVENT_TYPES}
+_ERASURE_TYPES: tuple[type[AccountEvent], ...] = (ev.SubjectErased,)
+_BY_NAME: dict[str, type[AccountEvent]] = {
+    cls.__name__: cls for cls in ACCOUNT_EVENT_TYPES + _ERASURE_TYPES
+}
 
 
 def _event_class(item: object) -> type[AccountEvent]:

@@ -62,6 +62,7 @@ class StakeholdersProjection(Projection):
         ev.StakeholderUpdated,
         ev.StakeholderRemoved,
         ev.ContactLogged,
+        ev.SubjectErased,
     )
     description = "One row per account: stakeholders with role, sentiment and last contact."
     # Rows are built fresh or changed through ``rows``, never kept nor shared between rows.
@@ -82,7 +83,12 @@ class StakeholdersProjection(Projection):
         if row is None:  # an account whose opening this read model never saw
             return
         people: dict[str, dict[str, Any]] = row["people"]
-        if isinstance(event, ev.StakeholderAdded):
+        if isinstance(event, ev.SubjectErased):  # a forgotten person's name and title go
+            person = people.get(event.subject_id.hex)
+            if person is None:  # another kind of data subject (a survey respondent...)
+                return
+            person.update(name=ev.ERASED, title=ev.ERASED)
+        elif isinstance(event, ev.StakeholderAdded):
             people[event.stakeholder_id.hex] = {
                 "name": event.name,
                 "title": event.title,

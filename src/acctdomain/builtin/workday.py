@@ -8,7 +8,11 @@ It registers, through the same hook as any plugin:
   and when each was last met, with the view
   :func:`~acctdomain.builtin.stakeholders.stakeholder_map` (the gaps an AM should see);
 - ``value_realised`` (:mod:`acctdomain.builtin.value`): the value delivered to the customer,
-  with the view :func:`~acctdomain.builtin.value.value_realised` (per period and currency).
+  with the view :func:`~acctdomain.builtin.value.value_realised` (per period and currency);
+- ``attention`` (:mod:`acctdomain.builtin.attention`): what waits for the account manager
+  (open issues and requests, survey answers, unhappy answers without follow-up), read with the
+  others by :func:`~acctdomain.builtin.facts.account_facts` for health, the portfolio and the
+  prioritised day.
 
 Each keeps the rows of an account apart (``account_share``), decodes only the events it needs
 and keeps rows that grow with the account's plan or stakeholder map, never with its history.
@@ -23,10 +27,11 @@ from typing import Any
 from uuid import UUID
 
 from acctdomain.errors import AccountNotFound, InvalidValue
-from acctdomain.plugins import Projection, ReadModel, hookimpl
+from acctdomain.plugins import CliCommand, Projection, ReadModel, hookimpl
 
 __all__ = [
     "account_row",
+    "acctdomain_register_cli_commands",
     "acctdomain_register_projections",
     "require_account_id",
     "require_day",
@@ -72,12 +77,25 @@ def account_row(read_model: ReadModel, name: str, table: str, account_id: object
 
 @hookimpl
 def acctdomain_register_projections(register: Callable[[Projection], None]) -> None:
-    """Register ``account_plans``, ``stakeholders`` and ``value_realised``."""
+    """Register ``account_plans``, ``stakeholders``, ``value_realised`` and ``attention``."""
     # Imported here: the view modules import the helpers above.
+    from acctdomain.builtin.attention import AttentionProjection
     from acctdomain.builtin.plans import AccountPlansProjection
     from acctdomain.builtin.stakeholders import StakeholdersProjection
     from acctdomain.builtin.value import ValueRealisedProjection
+    from acctdomain.builtin.whitespace import WhiteSpaceProjection
 
     register(AccountPlansProjection())
     register(StakeholdersProjection())
     register(ValueRealisedProjection())
+    register(WhiteSpaceProjection())
+    register(AttentionProjection())
+
+
+@hookimpl
+def acctdomain_register_cli_commands(register: Callable[[CliCommand], None]) -> None:
+    """Register ``acctdomain today`` and ``acctdomain portfolio``."""
+    from acctdomain.builtin.workday_cli import portfolio_command, today_command
+
+    register(CliCommand("today", today_command, "What to do today, ranked, with the reasons."))
+    register(CliCommand("portfolio", portfolio_command, "A manager's book of business."))

@@ -7,9 +7,11 @@ from acctdomain.domain.account import Account, EventContext
 from acctdomain.domain.events import ACCOUNT_EVENT_TYPES, AccountEvent
 from acctdomain.domain.identifiers import account_id_for
 from acctdomain.domain.records import (
+    BusinessUnit,
     CustomerRequest,
     Goal,
     GoalStatus,
+    Ineligibility,
     Issue,
     Opportunity,
     OpportunityStatus,
@@ -51,6 +53,8 @@ VALUE_TYPES: tuple[type, ...] = (
     Goal,
     Strategy,
     Tactic,
+    BusinessUnit,
+    Ineligibility,
 )
 """attrs value classes that appear in events or aggregate state (and need a transcoding)."""
 
@@ -79,6 +83,7 @@ __all__ = [
     "AccountEvent",
     "AccountState",
     "AccountStatus",
+    "BusinessUnit",
     "CesScore",
     "Channel",
     "ChurnReason",
@@ -88,6 +93,7 @@ __all__ = [
     "EventContext",
     "Goal",
     "GoalStatus",
+    "Ineligibility",
     "Issue",
     "IssueSeverity",
     "ManagerType",

@@ -8,10 +8,11 @@ effective-time order too.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from functools import singledispatchmethod
-from typing import Any, Self, TypeVar
+from types import MappingProxyType
+from typing import Any, Self, TypeVar, cast
 from uuid import UUID
 
 import attrs
@@ -19,9 +20,11 @@ from eventsourcing.domain import Aggregate
 
 from acctdomain.domain import events as ev
 from acctdomain.domain.records import (
+    BusinessUnit,
     CustomerRequest,
     Goal,
     GoalStatus,
+    Ineligibility,
     Issue,
     Opportunity,
     OpportunityStatus,
@@ -110,11 +113,22 @@ def _optional_date(field: str, value: object) -> date | None:
     return None if value is None else require_date(field, value)
 
 
+def _no_units() -> Mapping[UUID, BusinessUnit]:
+    return MappingProxyType({})
+
+
 class Account(Aggregate):
     """One customer company and everything that happens to it."""
 
     # State is set by the ``when`` handlers; declared here for readers and type checkers.
     # (No class annotations: eventsourcing would turn annotated aggregates into dataclasses.)
+    # Data subjects erased (SubjectErased): on the class too, for snapshots older than erasure.
+    _erased_subjects = cast("tuple[UUID, ...]", ())
+
+    # Business units: replaced whole by each change (never mutated in place), so that this
+    # read-only default on the class serves the snapshots taken before units existed.
+    _units = _no_units()
+
     def __init__(self) -> None:
         self._name = ""
         self._segment = Segment.SMB
@@ -339,6 +353,10 @@ class Account(Aggregate):
                     f"stakeholder {stakeholder_id} left at {person.removed_at.isoformat()}, "
                     "before the contact",
                 )
+            if stakeholder_id in self._erased_subjects:
+                raise InvalidTransition(
+                    "stakeholder_ids", f"stakeholder {stakeholder_id} was erased (forgotten)"
+                )
         if len(set(present)) != len(present):
             raise InvalidValue("stakeholder_ids", "a stakeholder is listed twice")
         if duration_minutes is not None and (
@@ -424,6 +442,8 @@ class Account(Aggregate):
         self._check_in_order(ctx, current.updated_at, "update of this stakeholder")
         if not current.is_active:
             raise InvalidTransition("stakeholder_id", f"stakeholder {stakeholder_id} has left")
+        if stakeholder_id in self._erased_subjects:
+            raise InvalidTransition("stakeholder_id", f"stakeholder {stakeholder_id} was erased")
         new_title = (
             current.title if title is None else require_text("title", title, allow_empty=True)
         )
@@ -457,6 +477,23 @@ class Account(Aggregate):
             stakeholder_id=stakeholder_id,
             reason=require_text("reason", reason, allow_empty=True),
         )
+
+    def erase_subject(self, *, subject_id: UUID, reason: str, ctx: EventContext) -> None:
+        """Record that the personal data of data subject ``subject_id`` was erased (its key is
+        destroyed by the application; this event holds no personal data)."""
+        self._check_effective(ctx)
+        if _require_id("subject_id", subject_id) in self._erased_subjects:
+            raise InvalidTransition("subject_id", f"subject {subject_id} was erased already")
+        self._trigger(
+            ev.SubjectErased,
+            ctx,
+            subject_id=subject_id,
+            reason=require_text("reason", reason, allow_empty=True),
+        )
+
+    def is_erased(self, subject_id: UUID) -> bool:
+        """Whether the account recorded the erasure of data subject ``subject_id``."""
+        return subject_id in self._erased_subjects
 
     def record_feedback(
         self, *, score: SurveyScore, respondent: str, comment: str, ctx: EventContext
@@ -874,6 +911,144 @@ class Account(Aggregate):
             reason=require_text("reason", reason, allow_empty=True),
         )
 
+    # --- business units and white space ---------------------------------------------------
+
+    def _check_unit_name(self, name: str, unit_id: UUID | None) -> str:
+        name = require_text("name", name)
+        wanted = name.strip().casefold()
+        for unit in self._units.values():
+            same = unit.name.strip().casefold() == wanted
+            if same and unit.is_active and unit.unit_id != unit_id:
+                raise RuleViolation("name", f"business unit {unit.unit_id} is named {unit.name!r}")
+        return name
+
+    def _active_unit(self, unit_id: UUID, ctx: EventContext) -> BusinessUnit:
+        unit = self._get(dict(self._units), "unit_id", unit_id, "business unit")
+        self._check_effective(ctx, not_before=unit.added_at)
+        if not unit.is_active:
+            raise InvalidTransition("unit_id", f"business unit {unit_id} was removed")
+        return unit
+
+    def add_business_unit(self, *, unit_id: UUID, name: str, ctx: EventContext) -> None:
+        """Record a business unit of the customer (its name unique among the units)."""
+        self._check_effective(ctx)
+        if _require_id("unit_id", unit_id) in self._units:
+            raise RuleViolation("unit_id", f"business unit {unit_id} exists already")
+        self._trigger(
+            ev.BusinessUnitAdded, ctx, unit_id=unit_id, name=self._check_unit_name(name, None)
+        )
+
+    def rename_business_unit(self, *, unit_id: UUID, name: str, ctx: EventContext) -> None:
+        """Give a business unit a new name."""
+        unit = self._active_unit(unit_id, ctx)
+        self._check_in_order(ctx, unit.renamed_at, "rename of this business unit")
+        new_name = self._check_unit_name(name, unit.unit_id)
+        if new_name == unit.name:
+            raise InvalidValue("name", "nothing would change")
+        self._trigger(ev.BusinessUnitRenamed, ctx, unit_id=unit_id, name=new_name)
+
+    def remove_business_unit(self, *, unit_id: UUID, reason: str, ctx: EventContext) -> None:
+        """Record that a business unit was closed, sold or merged."""
+        unit = self._active_unit(unit_id, ctx)
+        self._check_in_order(ctx, unit.renamed_at, "rename of this business unit")
+        self._trigger(
+            ev.BusinessUnitRemoved,
+            ctx,
+            unit_id=unit_id,
+            reason=require_text("reason", reason, allow_empty=True),
+        )
+
+    def adopt_product(self, *, unit_id: UUID, product: str, ctx: EventContext) -> None:
+        """Record that a business unit uses one of the account's product lines."""
+        unit = self._active_unit(unit_id, ctx)
+        product = require_text("product", product)
+        if product not in self._lines:
+            raise UnknownReference("product", f"the account has no line of {product!r}")
+        if product in unit.products:
+            raise RuleViolation("product", f"{unit.name!r} uses {product!r} already")
+        if (ineligible := unit.ineligibility(product)) is not None:
+            raise RuleViolation(
+                "product",
+                f"{product!r} is marked ineligible for {unit.name!r} ({ineligible.reason}); "
+                "restore its eligibility first",
+            )
+        self._trigger(ev.ProductAdopted, ctx, unit_id=unit_id, product=product)
+
+    def end_product_adoption(
+        self, *, unit_id: UUID, product: str, reason: str, ctx: EventContext
+    ) -> None:
+        """Record that a business unit stopped using a product."""
+        unit = self._active_unit(unit_id, ctx)
+        product = require_text("product", product)
+        if product not in unit.products:
+            raise UnknownReference("product", f"{unit.name!r} does not use {product!r}")
+        self._trigger(
+            ev.ProductAdoptionEnded,
+            ctx,
+            unit_id=unit_id,
+            product=product,
+            reason=require_text("reason", reason, allow_empty=True),
+        )
+
+    def mark_product_ineligible(
+        self, *, unit_id: UUID, product: str, reason: str, ctx: EventContext
+    ) -> None:
+        """Record that a business unit cannot use a product, and why."""
+        unit = self._active_unit(unit_id, ctx)
+        product = require_text("product", product)
+        reason = require_text("reason", reason)
+        if unit.ineligibility(product) is not None:
+            raise RuleViolation("product", f"{product!r} is marked ineligible for {unit.name!r}")
+        if product in unit.products:
+            raise RuleViolation(
+                "product", f"{unit.name!r} uses {product!r}; end the adoption first"
+            )
+        for opportunity in self._opportunities.values():
+            if (
+                opportunity.unit_id == unit_id
+                and opportunity.product == product
+                and opportunity.status is OpportunityStatus.OPEN
+            ):
+                raise RuleViolation(
+                    "product",
+                    f"open opportunity {opportunity.opportunity_id} offers {product!r} to "
+                    f"{unit.name!r}; win or lose it first",
+                )
+        self._trigger(
+            ev.ProductMarkedIneligible, ctx, unit_id=unit_id, product=product, reason=reason
+        )
+
+    def restore_product_eligibility(
+        self, *, unit_id: UUID, product: str, ctx: EventContext
+    ) -> None:
+        """Make a product marked ineligible for a business unit possible again."""
+        unit = self._active_unit(unit_id, ctx)
+        product = require_text("product", product)
+        ineligible = unit.ineligibility(product)
+        if ineligible is None:
+            raise InvalidTransition(
+                "product", f"{product!r} is not marked ineligible for {unit.name!r}"
+            )
+        self._check_effective(ctx, not_before=ineligible.marked_at)
+        self._trigger(ev.ProductEligibilityRestored, ctx, unit_id=unit_id, product=product)
+
+    def target_opportunity(self, *, opportunity_id: UUID, unit_id: UUID, ctx: EventContext) -> None:
+        """Aim an open opportunity at a business unit (replacing any earlier target)."""
+        opportunity = self._open_opportunity(opportunity_id)
+        self._check_effective(ctx, not_before=opportunity.offered_at)
+        unit = self._active_unit(unit_id, ctx)
+        if opportunity.unit_id == unit_id:
+            raise RuleViolation(
+                "unit_id", f"opportunity {opportunity_id} targets {unit.name!r} already"
+            )
+        if (ineligible := unit.ineligibility(opportunity.product)) is not None:
+            raise RuleViolation(
+                "unit_id",
+                f"{opportunity.product!r} is marked ineligible for {unit.name!r} "
+                f"({ineligible.reason})",
+            )
+        self._trigger(ev.OpportunityTargeted, ctx, opportunity_id=opportunity_id, unit_id=unit_id)
+
     @classmethod
     def as_effective_at(cls, events: Iterable[ev.AccountEvent], cutoff: datetime) -> Self | None:
         """The account as it was in the business at ``cutoff``: the events effective by then,
@@ -934,6 +1109,7 @@ class Account(Aggregate):
             goals=tuple(self._goals.values()),
             strategies=tuple(self._strategies.values()),
             tactics=tuple(self._tactics.values()),
+            business_units=tuple(self._units.values()),
             contact_count=self._contact_count,
             last_contact_at=self._last_contact_at,
             latest_nps=self._latest_nps,
@@ -1067,6 +1243,14 @@ class Account(Aggregate):
             )
 
     @when.register
+    def _(self, event: ev.SubjectErased) -> None:
+        self._erased_subjects = (*self._erased_subjects, event.subject_id)
+        if (person := self._stakeholders.get(event.subject_id)) is not None:
+            self._stakeholders[event.subject_id] = attrs.evolve(
+                person, name=ev.ERASED, title=ev.ERASED
+            )
+
+    @when.register
     def _(self, event: ev.StakeholderRemoved) -> None:
         if (person := self._stakeholders.get(event.stakeholder_id)) is not None:
             self._stakeholders[event.stakeholder_id] = attrs.evolve(
@@ -1192,3 +1376,52 @@ class Account(Aggregate):
     @when.register
     def _(self, event: ev.GoalAbandoned) -> None:
         self._close_goal(event.goal_id, GoalStatus.ABANDONED, event.effective_at, event.reason)
+
+    # --- evolving state: business units ------------------------------------------------------
+
+    def _change_unit(self, unit_id: UUID, **changes: Any) -> None:
+        if (unit := self._units.get(unit_id)) is not None:
+            self._units = {**self._units, unit_id: attrs.evolve(unit, **changes)}
+
+    @when.register
+    def _(self, event: ev.BusinessUnitAdded) -> None:
+        unit = BusinessUnit(event.unit_id, event.name, event.effective_at)
+        self._units = {**self._units, event.unit_id: unit}
+
+    @when.register
+    def _(self, event: ev.BusinessUnitRenamed) -> None:
+        self._change_unit(event.unit_id, name=event.name, renamed_at=event.effective_at)
+
+    @when.register
+    def _(self, event: ev.BusinessUnitRemoved) -> None:
+        self._change_unit(event.unit_id, removed_at=event.effective_at)
+
+    @when.register
+    def _(self, event: ev.ProductAdopted) -> None:
+        if (unit := self._units.get(event.unit_id)) is not None:
+            self._change_unit(event.unit_id, products=(*unit.products, event.product))
+
+    @when.register
+    def _(self, event: ev.ProductAdoptionEnded) -> None:
+        if (unit := self._units.get(event.unit_id)) is not None:
+            kept = tuple(p for p in unit.products if p != event.product)
+            self._change_unit(event.unit_id, products=kept)
+
+    @when.register
+    def _(self, event: ev.ProductMarkedIneligible) -> None:
+        if (unit := self._units.get(event.unit_id)) is not None:
+            marked = Ineligibility(event.product, event.reason, event.effective_at)
+            self._change_unit(event.unit_id, ineligible=(*unit.ineligible, marked))
+
+    @when.register
+    def _(self, event: ev.ProductEligibilityRestored) -> None:
+        if (unit := self._units.get(event.unit_id)) is not None:
+            kept = tuple(i for i in unit.ineligible if i.product != event.product)
+            self._change_unit(event.unit_id, ineligible=kept)
+
+    @when.register
+    def _(self, event: ev.OpportunityTargeted) -> None:
+        if (opportunity := self._opportunities.get(event.opportunity_id)) is not None:
+            self._opportunities[event.opportunity_id] = attrs.evolve(
+                opportunity, unit_id=event.unit_id
+            )

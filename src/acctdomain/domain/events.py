@@ -354,6 +354,75 @@ class GoalAbandoned(AccountEvent):
     reason: str
 
 
+# --- business units and white space ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BusinessUnitAdded(AccountEvent):
+    """A business unit of the customer (division, subsidiary, department) was recorded."""
+
+    unit_id: UUID
+    name: str
+
+
+@dataclass(frozen=True)
+class BusinessUnitRenamed(AccountEvent):
+    """A business unit got a new name."""
+
+    unit_id: UUID
+    name: str
+
+
+@dataclass(frozen=True)
+class BusinessUnitRemoved(AccountEvent):
+    """A business unit was closed, sold or merged: it leaves the white-space matrix."""
+
+    unit_id: UUID
+    reason: str
+
+
+@dataclass(frozen=True)
+class ProductAdopted(AccountEvent):
+    """A business unit uses one of the account's product lines."""
+
+    unit_id: UUID
+    product: str
+
+
+@dataclass(frozen=True)
+class ProductAdoptionEnded(AccountEvent):
+    """A business unit stopped using a product (the account's line may go on for others)."""
+
+    unit_id: UUID
+    product: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ProductMarkedIneligible(AccountEvent):
+    """A business unit cannot use a product (regulation, technology, a competitor's contract)."""
+
+    unit_id: UUID
+    product: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ProductEligibilityRestored(AccountEvent):
+    """A product marked ineligible for a business unit is possible again."""
+
+    unit_id: UUID
+    product: str
+
+
+@dataclass(frozen=True)
+class OpportunityTargeted(AccountEvent):
+    """An open opportunity was aimed at one business unit (replacing any earlier target)."""
+
+    opportunity_id: UUID
+    unit_id: UUID
+
+
 ACCOUNT_EVENT_TYPES: tuple[type[AccountEvent], ...] = (
     AccountOpened,
     ManagerReassigned,
@@ -387,9 +456,32 @@ ACCOUNT_EVENT_TYPES: tuple[type[AccountEvent], ...] = (
     TacticDropped,
     GoalAchieved,
     GoalAbandoned,
+    BusinessUnitAdded,
+    BusinessUnitRenamed,
+    BusinessUnitRemoved,
+    ProductAdopted,
+    ProductAdoptionEnded,
+    ProductMarkedIneligible,
+    ProductEligibilityRestored,
+    OpportunityTargeted,
 )
 """Every event class of the Account, in the order of DESIGN.md's vocabulary."""
 
+ERASED = "[erased]"
+"""What a personal field reads once its data subject was erased (its key destroyed)."""
+
+
+@dataclass(frozen=True)
+class SubjectErased(AccountEvent):
+    """The personal data of one data subject of the account was erased: its key was destroyed,
+    so the fields encrypted under it read :data:`ERASED` from now on. Holds no personal data
+    (``reason`` must not name the person)."""
+
+    subject_id: UUID
+    reason: str
+
+
 __all__ = sorted(
-    [t.__name__ for t in ACCOUNT_EVENT_TYPES] + ["ACCOUNT_EVENT_TYPES", "AccountEvent"]
+    [t.__name__ for t in ACCOUNT_EVENT_TYPES]
+    + ["ACCOUNT_EVENT_TYPES", "AccountEvent", "ERASED", "SubjectErased"]
 )

@@ -22,9 +22,11 @@ from acctdomain.domain.values import (
 )
 
 __all__ = [
+    "BusinessUnit",
     "CustomerRequest",
     "Goal",
     "GoalStatus",
+    "Ineligibility",
     "Issue",
     "Opportunity",
     "OpportunityStatus",
@@ -121,6 +123,7 @@ class Opportunity:
     status: OpportunityStatus = OpportunityStatus.OPEN
     closed_at: datetime | None = None
     won_arr: Money | None = None
+    unit_id: UUID | None = None  # the business unit it targets (OpportunityTargeted)
 
 
 @attrs.frozen
@@ -160,3 +163,36 @@ class Tactic:
     status: TacticStatus = TacticStatus.OPEN
     closed_at: datetime | None = None
     close_reason: str = ""
+
+
+@attrs.frozen
+class Ineligibility:
+    """A product a business unit cannot use, and why (marked by ``ProductMarkedIneligible``)."""
+
+    product: str
+    reason: str
+    marked_at: datetime
+
+
+@attrs.frozen
+class BusinessUnit:
+    """A business unit (division, subsidiary, department) of the customer, with the products
+    of ours it uses (``products``, in adoption order) and those it cannot use
+    (``ineligible``)."""
+
+    unit_id: UUID
+    name: str
+    added_at: datetime
+    products: tuple[str, ...] = ()
+    ineligible: tuple[Ineligibility, ...] = ()
+    renamed_at: datetime | None = None
+    removed_at: datetime | None = None
+
+    @property
+    def is_active(self) -> bool:
+        """False once the unit was removed."""
+        return self.removed_at is None
+
+    def ineligibility(self, product: str) -> Ineligibility | None:
+        """Why the unit cannot use ``product``, or None when it can."""
+        return next((item for item in self.ineligible if item.product == product), None)

@@ -8,6 +8,7 @@ from uuid import UUID
 import attrs
 
 from acctdomain.domain.records import (
+    BusinessUnit,
     CustomerRequest,
     Goal,
     Issue,
@@ -62,6 +63,7 @@ class AccountState:
     goals: tuple[Goal, ...]
     strategies: tuple[Strategy, ...]
     tactics: tuple[Tactic, ...]
+    business_units: tuple[BusinessUnit, ...] = ()  # every unit ever added, removed ones too
     contact_count: int
     last_contact_at: datetime | None
     latest_nps: NpsScore | None

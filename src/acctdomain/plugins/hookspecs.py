@@ -69,8 +69,9 @@ def acctdomain_register_health_signals(register: Callable[[HealthSignal], None])
 
 @hookspec
 def acctdomain_register_policies(register: Callable[[Policy], None]) -> None:
-    """Register reactions to events: call ``register(policy)`` with a :class:`Policy` for
-    each. Called once, when the policy runner is built; policies never run during a rebuild."""
+    """Register reactions to events and to time passing (``Policy.due``): call
+    ``register(policy)`` with a :class:`Policy` for each. Called once, when the policy runner is
+    built; policies never run during a rebuild."""
 
 
 @hookspec

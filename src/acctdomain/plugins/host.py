@@ -67,6 +67,8 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("builtin.kpis", "acctdomain.builtin.kpis"),
     ("builtin.health", "acctdomain.builtin.health"),
     ("builtin.workday", "acctdomain.builtin.workday"),
+    ("builtin.forecast", "acctdomain.builtin.forecast"),
+    ("builtin.policies", "acctdomain.builtin.policies"),
 )
 """The built-in features, as (plugin name, module): registered through the same hooks as any
 other plugin, so they can be blocked or replaced like one."""

@@ -18,12 +18,13 @@ from uuid import UUID
 
 import attrs
 
-from acctdomain.domain.state import AccountState
 from acctdomain.errors import InvalidValue
 
 if TYPE_CHECKING:
     from eventsourcing.domain import DomainEventProtocol
 
+    from acctdomain.builtin.facts import AccountFacts
+    from acctdomain.domain.state import AccountState
     from acctdomain.domain.values import Money
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "KpiContext",
     "KpiValue",
     "Policy",
+    "PolicyContext",
     "Projection",
     "Reaction",
     "ReadModel",
@@ -318,13 +320,15 @@ class ExchangeRates:
 class HealthSignal:
     """One input to an account's health score.
 
-    ``score(account, now)`` returns a number from 0 (bad) to 1 (good), or None when the signal
-    says nothing about this account (no survey yet); ``weight`` (> 0) is its share of the score.
+    ``score(facts, now)`` gets the account's :class:`~acctdomain.builtin.facts.AccountFacts`
+    (what the read models know of it) and returns a number from 0 (bad) to 1 (good), or None
+    when the signal says nothing about this account (no survey yet); ``weight`` (> 0) is its
+    default share of the score.
     """
 
     name: str = attrs.field(validator=_valid_name)
     weight: float
-    score: Callable[[AccountState, datetime], float | None]
+    score: Callable[[AccountFacts, datetime], float | None]
     description: str = ""
 
     def __attrs_post_init__(self) -> None:
@@ -336,27 +340,57 @@ class HealthSignal:
 
 @attrs.frozen
 class Reaction:
-    """A command a policy wants issued: ``command`` is an AccountService method name."""
+    """A command a policy wants issued: ``command`` is an AccountService method name.
+
+    ``key`` names the reaction within its policy: the idempotency key is
+    ``policy:<name>:<key>`` (default, for a reaction to an event: ``<event id>:<index>``).
+    ``cause`` is its causation id (default: the event reacted to) and ``correlation_id`` its
+    correlation id (default: the event's). A reaction returned by ``Policy.due`` needs
+    ``key`` and ``cause``: no event stands behind it.
+    """
 
     command: str
     account_id: UUID
     arguments: Mapping[str, Any] = attrs.field(factory=dict)
+    key: str | None = None
+    cause: UUID | None = None
+    correlation_id: UUID | None = None
+
+
+@attrs.frozen
+class PolicyContext:
+    """What a policy may read when it decides: ``now`` (the runner's time, timezone-aware),
+    ``read_model(name)`` (read models; caught up before ``due`` is asked) and
+    ``account(account_id)`` (an account's current state, from its events)."""
+
+    now: datetime
+    read_model: Callable[[str], ReadModel]
+    account: Callable[[UUID], AccountState]
 
 
 @attrs.frozen
 class Policy:
-    """A reaction to events that issues new commands (a detractor NPS creates a follow-up).
+    """A reaction to events or to time passing that issues new commands (a detractor NPS
+    creates a follow-up; an issue past its target is escalated).
 
-    ``react(event)`` returns the commands to issue. They are issued with the event as their
-    cause (``causation_id``), the event's correlation id, actor ``policy:<name>`` and an
-    idempotency key derived from the policy and the event, so each fires exactly once; policies
-    never run while read models are rebuilt or replayed.
+    ``react(event)`` (or ``react(event, context)``, given a :class:`PolicyContext` when it
+    names a ``context`` parameter) returns the commands to issue for a new event of
+    ``event_types``. ``due(context)``, asked on every run, returns the commands that time
+    passing requires. Either may be None (not both). Reactions are issued with their cause
+    (``causation_id``), actor ``policy:<name>`` and an idempotency key derived from the policy
+    and the reaction's key, so each fires exactly once; policies never run while read models
+    are rebuilt or replayed.
     """
 
     name: str = attrs.field(validator=_valid_name)
     event_types: tuple[type, ...] = attrs.field(validator=_valid_event_types)
-    react: Callable[[Any], Iterable[Reaction]]
+    react: Callable[..., Iterable[Reaction]] | None
     description: str = ""
+    due: Callable[[PolicyContext], Iterable[Reaction]] | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.react is None and self.due is None:
+            raise InvalidValue("policy.react", "a policy needs react, due or both")
 
 
 @attrs.frozen

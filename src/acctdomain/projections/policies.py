@@ -1,9 +1,17 @@
-"""Runs policies: reactions to new events, issued as ordinary commands, each exactly once.
+"""Runs policies: reactions to new events and to time passing, issued as ordinary commands,
+each exactly once.
 
-A policy's position is tracked like a projection's (key ``policy:<name>``, version 0). Every
-reaction carries an idempotency key made of the policy, the event and the reaction's index,
-so a runner that crashed after issuing and before advancing, or a reset position, replays
-the command's first result instead of appending again.
+A policy's position in the event store is tracked like a projection's (key
+``policy:<name>``, version 0). Every reaction carries an idempotency key,
+``policy:<name>:<key>``: the reaction's own key, else (for a reaction to an event)
+``<event id>:<index>``. A key already used means the reaction happened: the runner skips it.
+So a runner that crashed after issuing and before advancing, a reset position, a second
+runner or a clock-driven check asked again on the next run issues nothing twice.
+
+The clock-driven part (``Policy.due``) has no position: it is asked on every run with the
+runner's ``now``, after the read models it reads were caught up, and its reactions' keys name
+the obligation (the policy, the account, the issue or the renewal date), which is what makes a
+repeat a no-op. Rebuilding or replaying read models never calls this runner.
 """
 
 from __future__ import annotations
@@ -11,12 +19,17 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 from uuid import UUID
 
-from acctdomain.errors import AccountNotFound, CommandRejected, InvalidValue
-from acctdomain.plugins.types import Policy, Reaction
+import attrs
+from eventsourcing.application import AggregateNotFoundError
+
+from acctdomain.application.idempotency import record_id_for
+from acctdomain.errors import AccountNotFound, CommandRejected, IdempotencyKeyReused, InvalidValue
+from acctdomain.plugins.types import Policy, PolicyContext, Reaction
 from acctdomain.projections.eventids import event_id
 from acctdomain.projections.factory import read_model_store_for
 from acctdomain.projections.feed import Decoded, Decoder, fetch_after, lowest
@@ -27,17 +40,45 @@ from acctdomain.projections.store import PositionConflict, ReadModelStore
 if TYPE_CHECKING:
     from acctdomain.application.service import AccountService
 
-__all__ = ["PolicyRunner"]
+__all__ = ["IssuedReaction", "PolicyRunner"]
 
 log = logging.getLogger(__name__)
 
+Outcome = Literal["issued", "done_before", "refused"]
+
+
+@attrs.frozen
+class IssuedReaction:
+    """What became of one reaction: ``issued`` (its events were appended now),
+    ``done_before`` (its key was used already: nothing appended) or ``refused`` (the service
+    refused it; see :attr:`PolicyRunner.refusals`)."""
+
+    policy: str
+    command: str
+    account_id: UUID
+    causation_id: UUID
+    idempotency_key: str
+    outcome: Outcome
+
+    def as_dict(self) -> dict[str, str]:
+        """Plain data (the JSON of ``acctdomain policies run --json``)."""
+        return {
+            "policy": self.policy,
+            "command": self.command,
+            "account_id": str(self.account_id),
+            "causation_id": str(self.causation_id),
+            "idempotency_key": self.idempotency_key,
+            "outcome": self.outcome,
+        }
+
 
 class PolicyRunner:
-    """Feeds new events to ``policies`` and issues their reactions through ``service``.
+    """Feeds new events to ``policies``, asks the clock-driven ones what is due, and issues
+    their reactions through ``service``.
 
     A refused reaction (CommandRejected, AccountNotFound) is recorded in :attr:`refusals` and
-    the policy goes on. Any other error stops that policy at the event (see :meth:`failures`)
-    until :meth:`resume`; the others go on.
+    the policy goes on. Any other error stops that policy (see :meth:`failures`) until
+    :meth:`resume`; the others go on.
     """
 
     def __init__(
@@ -62,6 +103,11 @@ class PolicyRunner:
         self._decoder = Decoder(service)
         self._failures: dict[str, Failure] = {}
         self._refusals: list[PolicyRefusal] = []
+        self._reactions: list[IssuedReaction] = []
+        self._with_context = {
+            name: policy.react is not None and _names_context(policy.react)
+            for name, policy in self._policies.items()
+        }
 
     def __enter__(self) -> Self:
         return self
@@ -80,9 +126,20 @@ class PolicyRunner:
             self.store.close()
 
     @property
+    def names(self) -> list[str]:
+        """The policies' names, in the order they run."""
+        return list(self._policies)
+
+    @property
     def refusals(self) -> tuple[PolicyRefusal, ...]:
-        """Reactions the service refused, oldest first (in this process)."""
+        """Reactions the service refused, oldest first (in this process). A clock-driven
+        reaction has ``position`` 0 and its cause as ``event_id``."""
         return tuple(self._refusals)
+
+    @property
+    def reactions(self) -> tuple[IssuedReaction, ...]:
+        """Every reaction this runner handled, oldest first (in this process)."""
+        return tuple(self._reactions)
 
     def failures(self) -> dict[str, Failure]:
         """The stopped policies and why."""
@@ -102,12 +159,69 @@ class PolicyRunner:
         """Run a stopped policy again."""
         self._failures.pop(self._get(name).name, None)
 
-    def run(self) -> int:
-        """Handle every event after each policy's position; returns the notifications read."""
+    def run(self, now: datetime | None = None) -> int:
+        """Handle every event after each policy's position, then ask the clock-driven
+        policies what is due at ``now`` (default: the service's clock); returns the
+        notifications read."""
+        moment = self._moment(now)
+        read = self._follow(moment)
+        self.tick(moment)
+        return read
+
+    def tick(self, now: datetime | None = None, *, catch_up: bool = True) -> int:
+        """Ask every policy with a ``due`` check what time passing requires at ``now``
+        (default: the service's clock) and issue it; returns the reactions issued (not
+        counting those done before). With ``catch_up`` the read models are brought up to date
+        first (nothing is asked, and nothing caught up, when no policy has a ``due`` check)."""
+        moment = self._moment(now)
+        if not isinstance(catch_up, bool):
+            raise InvalidValue("catch_up", f"expected True or False, got {catch_up!r}")
+        due = [
+            policy
+            for policy in self._policies.values()
+            if policy.due is not None and policy.name not in self._failures
+        ]
+        if not due:
+            return 0
+        if catch_up:
+            self._service.catch_up()
+        context = self._context(moment)
+        issued = 0
+        for policy in due:
+            assert policy.due is not None
+            try:
+                for reaction in policy.due(context):
+                    if reaction.key is None or reaction.cause is None:
+                        raise InvalidValue(
+                            "reaction", "a reaction from due() needs a key and a cause"
+                        )
+                    issued += self._issue(policy, reaction, reaction.key, reaction.cause, None, 0)
+            except Exception as error:
+                log.error("policy %s failed in due(): %r", policy.name, error, exc_info=error)
+                self._failures[policy.name] = Failure(
+                    policy.name, self.position(policy.name), repr(error)
+                )
+        return issued
+
+    def _moment(self, now: datetime | None) -> datetime:
+        moment = self._service.clock() if now is None else now
+        if not isinstance(moment, datetime) or moment.utcoffset() is None:
+            raise InvalidValue("now", f"expected a timezone-aware datetime, got {moment!r}")
+        return moment
+
+    def _context(self, now: datetime) -> PolicyContext:
+        return PolicyContext(
+            now=now, read_model=self._service.read_model, account=self._service.get_account
+        )
+
+    def _follow(self, now: datetime) -> int:
         positions = {
-            name: self.position(name) for name in self._policies if name not in self._failures
+            name: self.position(name)
+            for name, policy in self._policies.items()
+            if policy.react is not None and name not in self._failures
         }
         read = 0
+        context = self._context(now)
         while positions:
             start, names = lowest(positions)
             notifications = fetch_after(self._service, start, self._batch_size)
@@ -120,7 +234,7 @@ class PolicyRunner:
             decoded = self._decoder.decode(notifications, _wanted_by(group))
             end = notifications[-1].id
             for policy in group:
-                reached = self._handle(policy, start, end, decoded)
+                reached = self._handle(policy, start, end, decoded, context)
                 if reached is None:
                     del positions[policy.name]
                 else:
@@ -133,8 +247,16 @@ class PolicyRunner:
         except KeyError:
             raise InvalidValue("policy", f"no policy named {name!r}") from None
 
-    def _handle(self, policy: Policy, start: int, end: int, decoded: list[Decoded]) -> int | None:
+    def _handle(
+        self,
+        policy: Policy,
+        start: int,
+        end: int,
+        decoded: list[Decoded],
+        context: PolicyContext,
+    ) -> int | None:
         """React to one batch; the new position, or None if the policy stopped."""
+        assert policy.react is not None
         done = start
         for entry in decoded:
             if entry.unknown or entry.cls is None or not _wants(policy, entry.cls):
@@ -142,8 +264,22 @@ class PolicyRunner:
             try:
                 if entry.error is not None:
                     raise entry.error
-                for index, reaction in enumerate(policy.react(entry.event)):
-                    self._issue(policy, entry, index, reaction)
+                event = entry.event
+                if self._with_context[policy.name]:
+                    reactions = policy.react(event, context=context)
+                else:
+                    reactions = policy.react(event)
+                cause = event_id(event)
+                correlation_id = getattr(event, "correlation_id", None)
+                for index, reaction in enumerate(reactions):
+                    self._issue(
+                        policy,
+                        reaction,
+                        f"{cause}:{index}",
+                        cause,
+                        correlation_id if isinstance(correlation_id, UUID) else None,
+                        entry.position,
+                    )
             except Exception as error:
                 log.error(
                     "policy %s failed at notification %s: %r",
@@ -158,18 +294,40 @@ class PolicyRunner:
             done = entry.position
         return self._advance(policy, start, end)
 
-    def _issue(self, policy: Policy, entry: Decoded, index: int, reaction: Reaction) -> None:
-        event = entry.event
-        cause = event_id(event)
+    def _issue(
+        self,
+        policy: Policy,
+        reaction: Reaction,
+        default_key: str,
+        default_cause: UUID,
+        correlation_id: UUID | None,
+        position: int,
+    ) -> int:
+        """Issue one reaction (unless its key was used); 1 if it appended events, else 0."""
+        if not isinstance(reaction, Reaction):
+            raise InvalidValue("reaction", f"expected a Reaction, got {type(reaction).__name__}")
+        key = f"policy:{policy.name}:{reaction.key if reaction.key is not None else default_key}"
+        cause = reaction.cause if reaction.cause is not None else default_cause
         options: dict[str, Any] = {
             "actor": f"policy:{policy.name}",
             "causation_id": cause,
-            "idempotency_key": f"policy:{policy.name}:{cause}:{index}",
+            "idempotency_key": key,
         }
-        correlation_id = getattr(event, "correlation_id", None)
-        if isinstance(correlation_id, UUID):
-            options["correlation_id"] = correlation_id
+        correlation = reaction.correlation_id or correlation_id
+        if correlation is not None:
+            options["correlation_id"] = correlation
         command = _command(self._service, reaction.command)
+
+        def record(outcome: Outcome) -> None:
+            self._reactions.append(
+                IssuedReaction(
+                    policy.name, reaction.command, reaction.account_id, cause, key, outcome
+                )
+            )
+
+        if self._used(key):
+            record("done_before")
+            return 0
         try:
             command(account_id=reaction.account_id, **reaction.arguments, **options)
         except (CommandRejected, AccountNotFound) as refusal:
@@ -178,12 +336,30 @@ class PolicyRunner:
                 PolicyRefusal(
                     policy=policy.name,
                     event_id=cause,
-                    position=entry.position,
+                    position=position,
                     command=reaction.command,
                     account_id=reaction.account_id,
                     error=repr(refusal),
                 )
             )
+            record("refused")
+            return 0
+        except IdempotencyKeyReused:
+            # Another runner used the key between our check and our command, with other
+            # arguments (an account's manager changed in between): the reaction happened.
+            log.warning("policy %s: %s was issued already", policy.name, key)
+            record("done_before")
+            return 0
+        record("issued")
+        return 1
+
+    def _used(self, key: str) -> bool:
+        """Whether a command was recorded under the idempotency key ``key``."""
+        try:
+            self._service.repository.get(record_id_for(key))
+        except AggregateNotFoundError:
+            return False
+        return True
 
     def _advance(self, policy: Policy, start: int, end: int) -> int:
         key = ReadModelKey.for_policy(policy.name)
@@ -196,6 +372,15 @@ class PolicyRunner:
             # Another runner got there first; its reactions and ours were the same commands.
             return self.store.position(key)
         return end
+
+
+def _names_context(react: Callable[..., Any]) -> bool:
+    """Whether ``react`` takes a ``context`` parameter (then it is given one)."""
+    try:
+        parameters = inspect.signature(react).parameters
+    except (TypeError, ValueError):
+        return False
+    return "context" in parameters
 
 
 def _wanted_by(group: list[Policy]) -> Callable[[type], bool]:

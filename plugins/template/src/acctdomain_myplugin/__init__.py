@@ -22,7 +22,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from acctdomain import AccountService, AccountState, Sentiment, StakeholderRole
+from acctdomain import AccountService, Sentiment, StakeholderRole
+from acctdomain.builtin.facts import AccountFacts
 from acctdomain.domain import events as ev
 from acctdomain.plugins import (
     AuthorizationRequest,
@@ -136,10 +137,10 @@ def acctdomain_register_kpis(register: Callable[[Kpi], None]) -> None:
 # --- a health signal -----------------------------------------------------------------------------
 
 
-def champion(account: AccountState, now: datetime) -> float | None:
+def champion(facts: AccountFacts, now: datetime) -> float | None:
     """1 with a positive champion, 0.5 with a champion of another mood, 0 without one; None
     (says nothing) while the account has no stakeholder at all."""
-    active = [s for s in account.stakeholders if s.is_active]
+    active = facts.stakeholders.people  # the stakeholder map now: people not removed
     if not active:
         return None
     champions = [s for s in active if s.role is StakeholderRole.CHAMPION]
