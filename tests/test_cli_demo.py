@@ -34,6 +34,8 @@ JSON_KEYS = {
     "open_critical_issues",
     "top_accounts",
     "scorecard",
+    "today",
+    "audit",
 }
 
 

@@ -136,7 +136,7 @@ def test_each_rule_with_its_reasons(memory_service: AccountService) -> None:
     assert items["overdue_tactic"].title == "overdue tactic: Send the ROI deck"
     assert items["overdue_tactic"].reasons[:2] == ("due 2026-02-20, 10 days overdue", "owner bob")
     assert items["unanswered_requests"].reasons[0] == (
-        "1 request(s) unanswered (chat); the oldest for 6 days (target 2 days)"
+        "1 request(s) unanswered (chat); the oldest for 6 days (target 48 h)"
     )
     assert items["silent_account"].reasons[0] == "last contact 56 days ago (more than 45)"
     assert items["stakeholder_not_met"].reasons[
