@@ -14,6 +14,8 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "verify.py"
 KEYS = {
     "ratio_vs_sqlite",
     "ratio_vs_sqlite_sha256",
+    "ratio_vs_sqlite_1_worker",
+    "workers",
     "events",
     "events_per_second",
     "targets",
@@ -49,7 +51,13 @@ def test_the_verify_benchmark_reports_its_ratio_and_reuses_its_store(tmp_path: P
     first = run_benchmark(tmp_path)
     assert not KEYS - set(first), KEYS - set(first)
     assert first["events"] == first["workload"]["events"] == 300
-    assert set(first["events_per_second"]) == {"acctdomain", "sqlite", "sqlite_sha256"}
+    assert set(first["events_per_second"]) == {
+        "acctdomain",
+        "sqlite",
+        "sqlite_sha256",
+        "acctdomain_1_worker",
+    }
+    assert first["workers"] == 1  # 300 events: too few for worker processes
     assert all(rate > 0 for rate in first["events_per_second"].values())
     assert first["ratio_vs_sqlite"] > 0
     assert first["targets"]["ratio_vs_sqlite_min"] == 0.5

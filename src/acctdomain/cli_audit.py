@@ -178,13 +178,25 @@ def _broken_line(report: VerifyReport) -> str:
 # --- verify, export, import -------------------------------------------------------------------
 
 
-def verify_command(db: Db = None, as_json: AsJson = False) -> None:
+def verify_command(
+    db: Db = None,
+    as_json: AsJson = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Processes checking the store side by side (default: 2 for stores of "
+            "100,000 events or more on 2 cores or more, else 1). The report is the same.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
     """Walk the store's hash chain and report the first event changed, deleted, inserted or
     moved (exit code 1 when there is one)."""
     spec = _store(db)
     where = _where(spec)
     with _working(where), _progress_bar("Verifying") as progress:
-        report = verify(spec, progress=progress)
+        report = verify(spec, progress=progress, workers=workers)
     if as_json:
         _echo_json({"db": where, **verify_report(report)})
     elif report.ok:
