@@ -94,8 +94,9 @@ def acctdomain_register_projections(register: Callable[[Projection], None]) -> N
 
 @hookimpl
 def acctdomain_register_cli_commands(register: Callable[[CliCommand], None]) -> None:
-    """Register ``acctdomain today`` and ``acctdomain portfolio``."""
-    from acctdomain.builtin.workday_cli import portfolio_command, today_command
+    """Register ``acctdomain today``, ``acctdomain portfolio`` and ``acctdomain qbr``."""
+    from acctdomain.builtin.workday_cli import portfolio_command, qbr_command, today_command
 
     register(CliCommand("today", today_command, "What to do today, ranked, with the reasons."))
     register(CliCommand("portfolio", portfolio_command, "A manager's book of business."))
+    register(CliCommand("qbr", qbr_command, "The quarterly business review of an account."))

@@ -7,18 +7,31 @@ Store options, errors and exit codes are those of ``acctdomain kpis`` (a user mi
 
 from __future__ import annotations
 
+import re
 from datetime import date
+from decimal import Decimal
 from typing import Annotated, Any
+from uuid import UUID
 
 import typer
 from rich.table import Table
 
 from acctdomain.builtin.day import Day, Priority, today
 from acctdomain.builtin.portfolio import Portfolio, PortfolioAccount, portfolio
+from acctdomain.builtin.qbr import QbrSummary, qbr_summary
 from acctdomain.cli_projections import AsJson, Db, _echo_json, _fail, _session, _stdout
-from acctdomain.domain.values import AccountStatus
+from acctdomain.domain.identifiers import account_id_for
+from acctdomain.domain.values import AccountStatus, Money
+from acctdomain.errors import AccountNotFound
 
-__all__ = ["day_report", "portfolio_command", "portfolio_report", "today_command"]
+__all__ = [
+    "day_report",
+    "portfolio_command",
+    "portfolio_report",
+    "qbr_command",
+    "qbr_report",
+    "today_command",
+]
 
 Manager = Annotated[
     str | None,
@@ -204,3 +217,124 @@ def portfolio_command(
         shown = ", ".join(f"{a} {c}" for c, a in month["arr"].items())
         renewals.add_row(month["month"], str(month["accounts"]), shown)
     console.print(renewals)
+
+
+# --- qbr ------------------------------------------------------------------------------------------
+
+_QUARTER = re.compile(r"(\d{4})-[Qq]([1-4])")
+
+
+def _account_id(text: str) -> UUID:
+    """An account id, or the id derived from an external key (``crm:...``)."""
+    try:
+        return UUID(text)
+    except ValueError:
+        pass
+    if ":" not in text:
+        _fail(f"ACCOUNT: expected an account id or an external key like crm:0017, got {text!r}")
+    return account_id_for(text)
+
+
+def _money(money: Money | None) -> str | None:
+    return None if money is None else str(money.amount)
+
+
+def _decimal(value: Decimal | None, places: int = 4) -> str | None:
+    return None if value is None else str(round(value, places))
+
+
+def qbr_report(summary: QbrSummary, where: str) -> dict[str, Any]:
+    """What ``acctdomain qbr --json`` prints; amounts are decimal strings in the account's
+    currency."""
+    figures = summary.figures
+    return {
+        "db": where,
+        "account_id": str(summary.account_id),
+        "account": summary.name,
+        "manager": summary.manager,
+        "quarter": summary.quarter,
+        "start": summary.start.isoformat(),
+        "end": summary.end.isoformat(),
+        "currency": figures.arr_end.currency,
+        "happened": summary.happened,
+        "highlights": list(summary.highlights),
+        "figures": {
+            "arr_start": _money(figures.arr_start),
+            "arr_end": _money(figures.arr_end),
+            "arr_change": _money(figures.arr_change),
+            "expansion": _money(figures.expansion),
+            "contraction": _money(figures.contraction),
+            "nps_answers": list(figures.nps_answers),
+            "nps_mean": _decimal(figures.nps_mean, 2),
+            "csat_answers": list(figures.csat_answers),
+            "csat_satisfied": _decimal(figures.csat_satisfied),
+            "median_first_response_hours": _decimal(figures.median_first_response_hours, 1),
+            "median_resolution_hours": _decimal(figures.median_resolution_hours, 1),
+        },
+        "open_issues": [
+            {
+                "issue_id": str(issue.issue_id),
+                "title": issue.title,
+                "severity": issue.severity.value,
+                "raised_at": issue.raised_at.isoformat(),
+            }
+            for issue in summary.open_issues
+        ],
+        "plan_progress": {
+            "completed": summary.plan.progress.completed,
+            "planned": summary.plan.progress.planned,
+            "ratio": _decimal(summary.plan.progress.ratio),
+            "overdue": len(summary.plan.overdue),
+        },
+        "value_realised": {money.currency: str(money.amount) for money in summary.value.totals},
+    }
+
+
+def qbr_command(
+    ctx: typer.Context,
+    account: Annotated[
+        str, typer.Argument(help="The account's id or external key.", show_default=False)
+    ],
+    quarter: Annotated[
+        str,
+        typer.Option("--quarter", metavar="YYYY-QN", help="The quarter, e.g. 2026-Q1."),
+    ],
+    db: Db = None,
+    as_json: AsJson = False,
+) -> None:
+    """The quarterly business review summary of one account."""
+    match = _QUARTER.fullmatch(quarter)
+    if match is None:
+        _fail(f"--quarter: expected a quarter like 2026-Q1, got {quarter!r}")
+    account_id = _account_id(account)
+    with _session(ctx, db) as (service, where):
+        try:
+            summary = qbr_summary(service, account_id, year=int(match[1]), quarter=int(match[2]))
+        except AccountNotFound as error:
+            _fail(f"ACCOUNT {account}: {error}")
+        report = qbr_report(summary, where)
+    if as_json:
+        _echo_json(report)
+        return
+    console = _stdout()
+    f = report["figures"]
+    console.print(
+        f"QBR {report['quarter']} of {report['account']} ({report['manager']}): "
+        f"ARR {f['arr_start']} -> {f['arr_end']} {report['currency']} "
+        f"(+{f['expansion']} expansion, -{f['contraction']} contraction)"
+    )
+    table = Table(title="What happened", title_justify="left")
+    table.add_column("kind")
+    table.add_column("count", justify="right")
+    for kind, count in report["happened"].items():
+        table.add_row(kind, str(count))
+    console.print(table)
+    for line in report["highlights"]:
+        console.print(f"- {line}", markup=False)
+    plan = report["plan_progress"]
+    value = ", ".join(f"{a} {c}" for c, a in report["value_realised"].items()) or "none"
+    console.print(
+        f"Open issues at the end: {len(report['open_issues'])}; plan: {plan['completed']} of "
+        f"{plan['planned']} tactics done, {plan['overdue']} overdue; value realised: {value}",
+        markup=False,
+    )

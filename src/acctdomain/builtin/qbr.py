@@ -1,0 +1,255 @@
+"""The quarterly business review (QBR) summary of one account and quarter.
+
+What an account manager brings to a QBR: what happened in the quarter (counts by kind and the
+highlights: revenue changes, serious issues, goals reached, value delivered), the account's
+own figures (ARR at the start and the end, expansion and contraction, survey answers, issue
+timings), the issues still open at the quarter's end, the plan's progress then, and the value
+realised in the quarter.
+
+Everything is in effective (business) time: an event belongs to the quarter its effective time
+falls in (UTC), whenever it was recorded. The summary reads the account's own events (one
+account, one quarter) and the ``account_plans`` and ``value_realised`` read models.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from statistics import median
+from typing import TYPE_CHECKING
+from uuid import UUID
+
+import attrs
+
+from acctdomain.builtin.plans import AccountPlan, account_plan
+from acctdomain.builtin.value import ValueRealised, value_realised
+from acctdomain.builtin.workday import require_account_id
+from acctdomain.domain import events as ev
+from acctdomain.domain.records import Issue
+from acctdomain.domain.values import CsatScore, IssueSeverity, Money, NpsScore
+from acctdomain.errors import InvalidValue
+
+if TYPE_CHECKING:
+    from acctdomain.application.service import AccountService
+
+__all__ = ["QbrFigures", "QbrSummary", "qbr_summary", "quarter_bounds"]
+
+SERIOUS = (IssueSeverity.HIGH, IssueSeverity.CRITICAL)
+
+
+def quarter_bounds(year: int, quarter: int) -> tuple[date, date]:
+    """The first and last day of ``quarter`` (1-4) of ``year``."""
+    if isinstance(year, bool) or not isinstance(year, int) or not 1900 <= year <= 9999:
+        raise InvalidValue("year", f"expected a year like 2026, got {year!r}")
+    if isinstance(quarter, bool) or not isinstance(quarter, int) or not 1 <= quarter <= 4:
+        raise InvalidValue("quarter", f"expected 1, 2, 3 or 4, got {quarter!r}")
+    first = date(year, 3 * quarter - 2, 1)
+    after = date(year + 1, 1, 1) if quarter == 4 else date(year, 3 * quarter + 1, 1)
+    return first, after - timedelta(days=1)
+
+
+@attrs.frozen(kw_only=True)
+class QbrFigures:
+    """The account's own figures for the quarter. Amounts are in the account's currency;
+    ``None`` (never 0) where there is nothing to measure."""
+
+    arr_start: Money  # at the start of the first day
+    arr_end: Money  # at the end of the last day
+    expansion: Money  # upsells and cross-sells
+    contraction: Money  # downgrades
+    nps_answers: tuple[int, ...]
+    nps_mean: Decimal | None
+    csat_answers: tuple[int, ...]
+    csat_satisfied: Decimal | None  # share of CSAT answers of 4 or 5
+    median_first_response_hours: Decimal | None  # issues raised in the quarter and answered
+    median_resolution_hours: Decimal | None  # issues resolved in the quarter
+
+    @property
+    def arr_change(self) -> Money:
+        """ARR at the end less ARR at the start."""
+        return self.arr_end - self.arr_start
+
+
+@attrs.frozen(kw_only=True)
+class QbrSummary:
+    """The QBR summary of ``account_id`` for the quarter ``start`` to ``end``."""
+
+    account_id: UUID
+    name: str
+    manager: str
+    quarter: str  # "2026-Q1"
+    start: date
+    end: date
+    happened: dict[str, int]  # events in the quarter, by kind (event class name)
+    highlights: tuple[str, ...]  # the notable ones, in effective-time order
+    figures: QbrFigures
+    open_issues: tuple[Issue, ...]  # still open at the end of the quarter, oldest first
+    plan: AccountPlan  # as of the end of the quarter
+    value: ValueRealised  # delivered in the quarter
+
+
+def qbr_summary(
+    service: AccountService, account_id: UUID, *, year: int, quarter: int, catch_up: bool = True
+) -> QbrSummary:
+    """The QBR summary of ``account_id`` for ``quarter`` of ``year`` (see the module).
+
+    Raises ``InvalidValue`` naming ``account_id``, ``year`` or ``quarter``, and
+    ``AccountNotFound`` for an unknown account or one opened after the quarter.
+    """
+    account = require_account_id(account_id)
+    start, end = quarter_bounds(year, quarter)
+    if catch_up:
+        service.catch_up()
+    at_end = service.get_account_as_effective_at(account, end)
+    before = _state_before(service, account, start)
+    history = service.history(account)
+    first = datetime.combine(start, datetime.min.time(), tzinfo=UTC)
+    after = first + timedelta(days=(end - start).days + 1)
+    inside = [e for e in history if first <= e.effective_at < after]
+    return QbrSummary(
+        account_id=account,
+        name=at_end.name,
+        manager=at_end.manager,
+        quarter=f"{year}-Q{quarter}",
+        start=start,
+        end=end,
+        happened=dict(sorted(Counter(type(e).__name__ for e in inside).items())),
+        highlights=tuple(_highlights(sorted(inside, key=lambda e: e.effective_at), history)),
+        figures=_figures(inside, before, at_end.arr, history, first, after),
+        open_issues=tuple(sorted(at_end.open_issues, key=lambda issue: issue.raised_at)),
+        plan=account_plan(service.read_model("account_plans"), account, today=end),
+        value=value_realised(service.read_model("value_realised"), account, start=start, end=end),
+    )
+
+
+def _state_before(service: AccountService, account: UUID, start: date) -> Money | None:
+    """ARR at the end of the day before ``start`` (None: not opened yet)."""
+    from acctdomain.errors import AccountNotFound
+
+    try:
+        return service.get_account_as_effective_at(account, start - timedelta(days=1)).arr
+    except AccountNotFound:
+        return None
+
+
+def _figures(
+    inside: list[ev.AccountEvent],
+    before: Money | None,
+    arr_end: Money,
+    history: Iterable[ev.AccountEvent],
+    first: datetime,
+    after: datetime,
+) -> QbrFigures:
+    zero = Money.zero(arr_end.currency)
+    expansion, contraction = zero, zero
+    nps: list[int] = []
+    csat: list[int] = []
+    resolutions: list[float] = []
+    for event in inside:
+        if isinstance(event, ev.Upsold):
+            expansion += event.added_arr
+        elif isinstance(event, ev.CrossSold):
+            expansion += event.arr
+        elif isinstance(event, ev.Downgraded):
+            contraction += event.reduced_by
+        elif isinstance(event, ev.FeedbackRecorded) and isinstance(event.score, NpsScore):
+            nps.append(event.score.value)
+        elif isinstance(event, ev.FeedbackRecorded) and isinstance(event.score, CsatScore):
+            csat.append(event.score.value)
+    raised: dict[UUID, datetime] = {}
+    responses: list[float] = []
+    responded: set[UUID] = set()
+    for event in history:
+        if isinstance(event, ev.IssueRaised):
+            raised[event.issue_id] = event.effective_at
+        elif isinstance(event, ev.IssueResponded) and event.issue_id not in responded:
+            responded.add(event.issue_id)  # only the first response times the issue
+            opened = raised.get(event.issue_id)
+            if opened is not None and first <= opened < after:
+                responses.append(_hours(event.effective_at - opened))
+        elif (
+            isinstance(event, ev.IssueResolved)
+            and event.issue_id in raised
+            and first <= event.effective_at < after
+        ):
+            resolutions.append(_hours(event.effective_at - raised[event.issue_id]))
+    return QbrFigures(
+        arr_start=before if before is not None else zero,
+        arr_end=arr_end,
+        expansion=expansion,
+        contraction=contraction,
+        nps_answers=tuple(nps),
+        nps_mean=_mean(nps),
+        csat_answers=tuple(csat),
+        csat_satisfied=(
+            Decimal(sum(1 for s in csat if s >= 4)) / Decimal(len(csat)) if csat else None
+        ),
+        median_first_response_hours=_median(responses),
+        median_resolution_hours=_median(resolutions),
+    )
+
+
+def _hours(span: timedelta) -> float:
+    return span.total_seconds() / 3600
+
+
+def _mean(values: list[int]) -> Decimal | None:
+    return Decimal(sum(values)) / Decimal(len(values)) if values else None
+
+
+def _median(values: list[float]) -> Decimal | None:
+    return round(Decimal(str(median(values))), 1) if values else None
+
+
+def _highlights(events: list[ev.AccountEvent], history: Iterable[ev.AccountEvent]) -> Iterable[str]:
+    titles: dict[UUID, str] = {}
+    serious: set[UUID] = set()
+    for event in history:
+        if isinstance(event, ev.GoalSet):
+            titles[event.goal_id] = event.title
+        elif isinstance(event, ev.IssueRaised):
+            titles[event.issue_id] = event.title
+            if event.severity in SERIOUS:  # their resolutions stand out
+                serious.add(event.issue_id)
+    for event in events:
+        day = event.effective_at.astimezone(UTC).date().isoformat()
+        text = _highlight(event, titles, serious)
+        if text:
+            yield f"{day}: {text}"
+
+
+def _highlight(event: ev.AccountEvent, titles: dict[UUID, str], serious: set[UUID]) -> str:
+    if isinstance(event, ev.ContractStarted):
+        return f"contract started until {event.term_end.isoformat()}"
+    if isinstance(event, ev.Renewed):
+        arr = sum((line.arr for line in event.lines), Money.zero(event.arr_before.currency))
+        return f"renewed until {event.term_end.isoformat()}: ARR {event.arr_before} -> {arr}"
+    if isinstance(event, ev.Churned):
+        return f"churned ({event.reason.value}), ARR lost {event.arr_lost}"
+    if isinstance(event, ev.Reactivated):
+        return f"reactivated until {event.term_end.isoformat()}"
+    if isinstance(event, ev.Upsold):
+        return f"upsell of {event.product}: +{event.added_arr}"
+    if isinstance(event, ev.CrossSold):
+        return f"cross-sell of {event.product}: +{event.arr}"
+    if isinstance(event, ev.Downgraded):
+        return f"downgrade of {event.product}: -{event.reduced_by}"
+    if isinstance(event, ev.IssueRaised) and event.severity in SERIOUS:
+        return f"{event.severity.value} issue raised: {event.title}"
+    if isinstance(event, ev.IssueEscalated):
+        return f"issue escalated to {event.to_team}: {titles.get(event.issue_id, '?')}"
+    if isinstance(event, ev.IssueResolved) and event.issue_id in serious:
+        return f"issue resolved: {titles[event.issue_id]}"
+    if isinstance(event, ev.GoalAchieved):
+        return f"goal achieved: {titles.get(event.goal_id, '?')}"
+    if isinstance(event, ev.ValueDelivered):
+        return f"value delivered: {event.amount} ({event.description})"
+    if (
+        isinstance(event, ev.FeedbackRecorded)
+        and isinstance(event.score, NpsScore)
+        and event.score.value <= 6
+    ):
+        return f"NPS detractor answer: {event.score.value}"
+    return ""
