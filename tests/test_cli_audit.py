@@ -154,15 +154,59 @@ def test_verify_refuses_a_missing_store_and_memory(tmp_path: Path) -> None:
 def test_export_then_import_gives_the_same_head(db: str, tmp_path: Path) -> None:
     file = tmp_path / "book.jsonl"
     exported = as_json(audit("export", str(file), "--db", db, "--json"))
-    assert set(exported) == {"db", "file", "events", "head_position", "head_hash"}
+    assert set(exported) == {"db", "file", "events", "head_position", "head_hash", "keys"}
     assert (exported["events"], exported["head_position"]) == (3, 3)
     assert len(file.read_text(encoding="utf-8").splitlines()) == 5
     copy = str(tmp_path / "copy.db")
     imported = as_json(audit("import", str(file), "--db", copy, "--json"))
-    assert set(imported) == {"db", "file", "events", "head_position", "head_hash", "verification"}
+    assert set(imported) == {
+        "db", "file", "events", "head_position", "head_hash", "verification", "keys",
+    }  # fmt: skip
     assert set(imported["verification"]) == VERIFY_KEYS
     assert imported["head_hash"] == exported["head_hash"] == verify(copy).head_hex
     assert imported["verification"]["ok"] is True
+
+
+def test_personal_data_travels_only_with_the_keys_file(tmp_path: Path) -> None:
+    db = str(tmp_path / "book.db")
+    with AccountService(db, plugins=host()) as service:
+        acme = service.open_account(
+            name="Acme", segment="smb", industry="retail", currency="EUR", manager="amy",
+            manager_type="sales", actor="amy",
+        ).account_id  # fmt: skip
+        service.add_stakeholder(
+            acme, name="Ada Lovelace", title="CFO", role="champion", sentiment="positive",
+            actor="amy",
+        )  # fmt: skip
+    file, key_file = tmp_path / "book.jsonl", tmp_path / "book.keys"
+    exported = as_json(audit("export", str(file), "--keys", str(key_file), "--db", db, "--json"))
+    assert exported["keys"] == str(key_file)
+    assert "Ada Lovelace" not in file.read_text(encoding="utf-8")
+    names = {}
+    for copy, extra in (("with.db", ["--keys", str(key_file)]), ("without.db", [])):
+        target = str(tmp_path / copy)
+        as_json(audit("import", str(file), *extra, "--db", target, "--json"))
+        with AccountService(target, plugins=host()) as service:
+            [person] = service.get_account(acme).stakeholders
+            names[copy] = person.name
+    assert names == {"with.db": "Ada Lovelace", "without.db": "[erased]"}
+    assert_one_line_error(
+        audit("export", str(tmp_path / "again.jsonl"), "--keys", str(key_file), "--db", db),
+        2,
+        f"--keys {key_file}: exists already",
+    )
+    bad = tmp_path / "bad.keys"
+    bad.write_text("{}", encoding="utf-8")
+    assert_one_line_error(
+        audit("import", str(file), "--keys", str(bad), "--db", str(tmp_path / "bad.db")),
+        2,
+        f"--keys {bad}: not an",
+    )
+    assert_one_line_error(
+        audit("import", str(file), "--keys", str(tmp_path / "none.keys"), "--db", db),
+        2,
+        "--keys",
+    )
 
 
 def test_export_and_import_in_text(db: str, tmp_path: Path) -> None:

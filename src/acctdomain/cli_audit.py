@@ -212,21 +212,36 @@ def verify_command(
         _fail(_broken_line(report), code=FAILURE)
 
 
+KeysOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--keys",
+        metavar="FILE",
+        help="The data subjects' keys file (personal data stays readable only with it).",
+        show_default=False,
+    ),
+]
+
+
 def export_command(
     file: Annotated[
         Path,
         typer.Argument(metavar="FILE", help="The JSON Lines file to write.", show_default=False),
     ],
+    keys: KeysOption = None,
     db: Db = None,
     as_json: AsJson = False,
 ) -> None:
-    """Write every event of the store with its chain hash to a JSON Lines file."""
+    """Write every event of the store with its chain hash to a JSON Lines file (personal
+    fields stay encrypted; ``--keys`` writes their keys to a separate file)."""
     spec = _store(db)
     where = _where(spec)
     _new_file(file, "FILE")
+    if keys is not None:
+        _new_file(keys, "--keys")
     with _working(where), _progress_bar("Exporting") as progress:
         try:
-            summary = export_log(spec, file, progress=progress)
+            summary = export_log(spec, file, progress=progress, keys=keys)
         except InvalidValue as error:
             if error.field == "store":
                 _fail(f"{where}: {error.reason}", code=FAILURE)
@@ -237,6 +252,7 @@ def export_command(
         "events": summary.events,
         "head_position": summary.head_position,
         "head_hash": summary.head_hex,
+        "keys": None if keys is None else str(keys),
     }
     if as_json:
         _echo_json(report)
@@ -267,18 +283,24 @@ def import_command(
     file: Annotated[
         Path, typer.Argument(metavar="FILE", help="An export (JSON Lines).", show_default=False)
     ],
+    keys: KeysOption = None,
     db: Db = None,
     as_json: AsJson = False,
 ) -> None:
     """Check an export file, then write its events into an empty store (an SQLite file is
-    created), keeping their notification ids and hashes."""
+    created), keeping their notification ids and hashes; with ``--keys`` the data subjects'
+    keys too (without them personal fields read as erased)."""
     _existing_file(file, "FILE")
+    if keys is not None:
+        _existing_file(keys, "--keys")
     spec = _target(db)
     where = _where(spec)
     with _working(where), _progress_bar("Importing") as progress:
         try:
-            summary = import_log(file, spec, progress=progress)
+            summary = import_log(file, spec, progress=progress, keys=keys)
         except InvalidValue as error:
+            if error.field == "keys":
+                _fail(f"--keys {keys}: {error.reason}; nothing was imported")
             if error.field.startswith("line "):
                 _fail(f"{file}: {error}; nothing was imported", code=FAILURE)
             _refused(error, "FILE: ")
@@ -291,6 +313,7 @@ def import_command(
         "head_position": summary.head_position,
         "head_hash": summary.head_hex,
         "verification": verify_report(summary.report),
+        "keys": None if keys is None else str(keys),
     }
     if as_json:
         _echo_json(report)
