@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -10,7 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 from acctdomain import AccountService, account_id_for
-from acctdomain.cli import app, quarter_before
+from acctdomain.builtin.plans import account_plan
+from acctdomain.cli import app
+from acctdomain.cli_common import quarter_before
+from acctdomain.demo.showcase import plan_items
 
 runner = CliRunner()
 
@@ -35,7 +39,9 @@ JSON_KEYS = {
     "top_accounts",
     "scorecard",
     "today",
+    "plan",
     "audit",
+    "report",
 }
 
 
@@ -47,6 +53,11 @@ def test_demo_writes_the_book_and_prints_a_summary(tmp_path: Path) -> None:
     titles = ("Accounts by segment and status", "ARR by currency", "Top 10 accounts", "Scorecard")
     for title in titles:
         assert title in result.stdout
+    # The report is written next to the book, and the last line says where.
+    page = tmp_path / "book.html"
+    assert page.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    assert result.stdout.rstrip().endswith("open it in a browser")
+    assert f"written to {page}; open it in a browser" in result.stdout
     # The book is in the file: the first account (its id comes from its external key).
     service = AccountService(str(db))
     try:
@@ -94,6 +105,116 @@ def test_demo_json_summary_has_stable_keys(tmp_path: Path) -> None:
     # The demo reports its several currencies in EUR at its fixed rates.
     assert str(kpis["arr"]["value"]).endswith(" EUR")
     assert kpis["nrr"]["unit"] == "ratio"
+    assert report["report"] == {
+        "path": str(tmp_path / "book.html"),
+        "written": True,
+        "reason": None,
+        "sections": ["kpis", "trends", "pipeline", "health", "at_risk", "today"],
+    }
+    assert set(report["audit"]) == {"ok", "checked", "head_position", "head_hash"}
+    assert report["audit"]["ok"] is True
+
+
+def test_the_demo_shows_the_fullest_plan_of_the_chosen_manager(tmp_path: Path) -> None:
+    db = tmp_path / "book.db"
+    result = runner.invoke(app, ["demo", "--db", str(db), "--accounts", "12", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    plan = report["plan"]
+    assert set(plan) == {
+        "account_id",
+        "name",
+        "manager",
+        "day",
+        "items",
+        "progress",
+        "goals",
+        "overdue",
+    }
+    assert plan["manager"] == report["today"]["manager"]
+    assert plan["day"] == report["period"]["end"]
+    goal = plan["goals"][0]
+    assert set(goal) == {"title", "measure", "target_date", "status", "progress", "strategies"}
+    assert set(plan["progress"]) == {"completed", "planned", "ratio", "reason"}
+    counted = len(plan["goals"]) + sum(
+        len(g["strategies"]) + sum(len(s["tactics"]) for s in g["strategies"])
+        for g in plan["goals"]
+    )
+    assert plan["items"] == counted > 0
+    # No other account of that manager has a plan with more items.
+    service = AccountService(str(db))
+    try:
+        service.catch_up()
+        day = date.fromisoformat(plan["day"])
+        plans = service.read_model("account_plans")
+        mine = [
+            row["account_id"]
+            for _, row in service.read_model("accounts").scan("accounts")
+            if row["manager"] == plan["manager"]
+        ]
+        sizes = {str(i): plan_items(account_plan(plans, i, today=day)) for i in mine}
+    finally:
+        service.close()
+    assert len(sizes) >= 2
+    assert sizes[plan["account_id"]] == plan["items"] == max(sizes.values())
+
+
+def test_the_plan_is_printed_in_the_tables(tmp_path: Path) -> None:
+    db = tmp_path / "book.db"
+    page = tmp_path / "page.html"
+    result = runner.invoke(
+        app, ["demo", "--db", str(db), "--accounts", "12", "--report", str(page)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Account plan of " in result.stdout
+    assert "goal: " in result.stdout
+    assert page.is_file()
+    assert not (tmp_path / "book.html").exists()
+
+
+def test_without_plotly_the_demo_says_why_there_is_no_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "plotly.io", None)
+    db = tmp_path / "book.db"
+    result = runner.invoke(app, ["demo", "--db", str(db), "--accounts", "2"])
+    assert result.exit_code == 0, result.output
+    assert "Report: not written (the HTML report draws its charts with plotly" in result.stdout
+    assert "pip install 'acctdomain[report]'" in result.stdout
+    assert not (tmp_path / "book.html").exists()
+    as_json = runner.invoke(app, ["demo", "--db", str(db), "--accounts", "2", "--json"])
+    written = json.loads(as_json.stdout)["report"]
+    assert written["written"] is False
+    assert written["sections"] == []
+    assert "acctdomain[report]" in written["reason"]
+
+
+def test_with_the_workday_plugin_blocked_there_is_no_plan_and_no_day(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ACCTDOMAIN_PLUGINS_BLOCK", "builtin.workday")
+    db = tmp_path / "book.db"
+    result = runner.invoke(app, ["demo", "--db", str(db), "--accounts", "3", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["today"] is None
+    assert report["plan"] is None
+    assert report["report"]["written"] is True
+    assert report["audit"]["ok"] is True
+
+
+@pytest.mark.parametrize("where", ["missing/page.html", ".", "book.db"])
+def test_a_report_path_that_cannot_be_written_is_a_usage_error(tmp_path: Path, where: str) -> None:
+    db = tmp_path / "book.db"
+    target = tmp_path / where
+    result = runner.invoke(
+        app, ["demo", "--db", str(db), "--accounts", "1", "--report", str(target)]
+    )
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(f"error: --report {target}")
+    assert not db.exists()  # refused before any work
 
 
 def test_zero_accounts_is_a_one_line_usage_error(tmp_path: Path) -> None:

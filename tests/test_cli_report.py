@@ -165,7 +165,7 @@ def test_the_report_names_what_it_covers_and_has_every_section_in_order(
 ) -> None:
     report = gather(service, filters={"manager": "amy"})
     assert set(report) == TOP_KEYS
-    assert list(report["sections"]) == ["kpis", "trends", "pipeline", "health", "at_risk"]
+    assert list(report["sections"]) == ["kpis", "trends", "pipeline", "health", "at_risk", "today"]
     assert report["previous_start"] == "2025-10-01"
     assert report["previous_end"] == "2025-12-31"
     assert report["filters"] == {
@@ -476,7 +476,7 @@ def test_report_prints_one_line_naming_the_file(
     result = invoke("report", "--db", book[0], "--period", "2026-Q1", "--out", str(out))
     assert result.exit_code == 0, result.output
     assert result.stdout == (
-        f"wrote {out}: 5 sections, scorecard 2026-01-01 to 2026-03-31, trends 2024-Q2 to 2026-Q1\n"
+        f"wrote {out}: 6 sections, scorecard 2026-01-01 to 2026-03-31, trends 2024-Q2 to 2026-Q1\n"
     )
     assert out.is_file()
 

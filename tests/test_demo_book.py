@@ -5,14 +5,22 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from itertools import pairwise
 from statistics import mean
 from uuid import UUID
 
 import pytest
 
 from acctdomain import AccountService, AccountStatus, IssueSeverity, StakeholderRole
+from acctdomain.builtin.whitespace import product_benchmarks, white_space
 from acctdomain.demo import BookSummary, eur_at_demo_rate, generate_book
-from acctdomain.domain.events import ACCOUNT_EVENT_TYPES, Churned, Renewed
+from acctdomain.domain.events import (
+    ACCOUNT_EVENT_TYPES,
+    Churned,
+    Downgraded,
+    ProductAdoptionEnded,
+    Renewed,
+)
 from acctdomain.errors import InvalidValue
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -90,12 +98,7 @@ def test_every_event_type_appears(book: tuple[AccountService, BookSummary]) -> N
     service, summary = book
     seen = {type(e) for i in summary.account_ids for e in service.history(i)}
     missing = [t.__name__ for t in ACCOUNT_EVENT_TYPES if t not in seen]
-    # The demo does not model customers' business units yet (white space, issue 6): next step.
-    assert missing == [
-        "BusinessUnitAdded", "BusinessUnitRenamed", "BusinessUnitRemoved", "ProductAdopted",
-        "ProductAdoptionEnded", "ProductMarkedIneligible", "ProductEligibilityRestored",
-        "OpportunityTargeted",
-    ]  # fmt: skip
+    assert missing == []
 
 
 def test_effective_times_are_utc_within_the_period_and_in_order(
@@ -193,3 +196,71 @@ def test_churned_accounts_showed_warning_signs(book: tuple[AccountService, BookS
     assert mean_nps(churned) < mean_nps(renewed) - 1
     assert without_champion(churned) > without_champion(renewed)
     assert severe_issues(churned) > severe_issues(renewed)
+
+
+def test_business_units_are_mapped_mostly_for_larger_accounts(
+    book: tuple[AccountService, BookSummary],
+) -> None:
+    service, summary = book
+    states = [service.get_account(i) for i in summary.account_ids]
+    with_units: dict[str, list[bool]] = {}
+    for state in states:
+        with_units.setdefault(state.segment.value, []).append(bool(state.business_units))
+        if state.business_units:
+            assert len(state.business_units) >= 2, state.name
+    share = {segment: mean(found) for segment, found in with_units.items()}
+    assert share["enterprise"] >= 0.7
+    assert 0.3 <= share["mid_market"] <= 0.9
+    assert share["smb"] <= 0.2
+    assert share["enterprise"] > share["mid_market"] > share["smb"]
+
+
+def test_units_of_accounts_that_never_churned_use_only_current_lines(
+    book: tuple[AccountService, BookSummary],
+) -> None:
+    # Adoptions end with the line (a downgrade to zero, a product dropped at a renewal); only
+    # a churn leaves them, so that they count again if the line comes back.
+    service, summary = book
+    checked = 0
+    for account_id in summary.account_ids:
+        history = service.history(account_id)
+        if any(isinstance(event, Churned) for event in history):
+            continue
+        state = service.get_account(account_id)
+        lines = {line.product for line in state.lines}
+        for unit in state.business_units:
+            if unit.is_active:
+                checked += 1
+                assert set(unit.products) <= lines, (state.name, unit.name)
+                assert not set(unit.products) & {i.product for i in unit.ineligible}
+    assert checked >= 20
+
+
+def test_adoptions_end_after_a_downgrade(book: tuple[AccountService, BookSummary]) -> None:
+    service, summary = book
+    ended_by_downgrade = 0
+    for account_id in summary.account_ids:
+        history = service.history(account_id)
+        for before, event in pairwise(history):
+            if isinstance(event, ProductAdoptionEnded) and isinstance(before, Downgraded):
+                assert (event.product, event.reason) == (before.product, before.reason)
+                assert event.effective_at == before.effective_at
+                ended_by_downgrade += 1
+    assert ended_by_downgrade >= 1
+
+
+def test_the_demo_has_white_space_to_show(book: tuple[AccountService, BookSummary]) -> None:
+    service, summary = book
+    service.catch_up()
+    read_model = service.read_model("white_space")
+    benchmarks = product_benchmarks(read_model)
+    statuses: set[str] = set()
+    gaps = 0
+    for account_id in summary.account_ids:
+        if not service.get_account(account_id).business_units:
+            continue
+        space = white_space(read_model, account_id, benchmarks=benchmarks)
+        statuses.update(cell.status for unit in space.units for cell in unit.cells)
+        gaps += len(space.gaps)
+    assert statuses == {"owned", "not_eligible", "pipeline", "gap"}
+    assert gaps >= 20

@@ -526,3 +526,191 @@ def test_a_bad_key_file_is_refused_before_anything_is_written(tmp_path: Path) ->
 def test_key_records_keep_their_fields() -> None:
     record = KeyRecord(uuid4(), uuid4(), b"k" * 32, FakeClock().now)
     assert record.erased_at is None
+
+
+# --- keys: cached per process, written with their events, checked in the transaction ----------
+
+
+@pytest.fixture(params=("sqlite", "postgres"))
+def durable_url(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """A fresh store that two services (two processes, as far as keys go) can share."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "shared.db")
+        return
+    url, schema = new_schema_url()
+    try:
+        yield url
+    finally:
+        drop_schema(schema)
+
+
+def key_rows(service: AccountService) -> dict[UUID, bytes | None]:
+    return {r.subject_id: r.key for r in service.personal_data.store.records()}
+
+
+def test_keys_are_written_in_the_transaction_of_their_events(durable_url: str) -> None:
+    service = new_service(durable_url)
+    try:
+        assert service.personal_data.transactional
+        account = open_account(service)
+        recorder: Any = service.recorder
+        writer = recorder.key_writer
+        assert writer is not None
+
+        def crash_before_commit(cursor: Any, events: Any) -> None:
+            writer(cursor, events)  # the key row is written...
+            raise OSError("power cut")  # ...and the transaction never commits
+
+        recorder.key_writer = crash_before_commit
+        count = len(stored_states(service))
+        with pytest.raises(OSError, match="power cut"):
+            service.add_stakeholder(account, name=GONE, role="champion", actor="amy")
+        assert key_rows(service) == {}  # neither the key...
+        assert len(stored_states(service)) == count  # ...nor the event
+        recorder.key_writer = writer
+        person = service.add_stakeholder(account, name=GONE, role="champion", actor="amy")
+        assert person.entity_id is not None
+        assert key_rows(service)[person.entity_id] is not None
+    finally:
+        service.close()
+    reopened = new_service(durable_url)
+    try:
+        assert [p.name for p in reopened.get_account(account).stakeholders] == [GONE]
+    finally:
+        reopened.close()
+
+
+def test_a_known_key_is_not_read_again_for_each_write(durable_url: str) -> None:
+    service = new_service(durable_url)
+    try:
+        account = open_account(service)
+        person = service.add_stakeholder(account, name=KEPT, role="champion", actor="amy")
+        assert person.entity_id is not None
+        store: Any = service.personal_data.store
+        reads: list[UUID] = []
+        real_get, real_get_many = store.get, store.get_many
+
+        def counting_get(subject_id: UUID) -> Any:
+            reads.append(subject_id)
+            return real_get(subject_id)
+
+        def counting_get_many(subject_ids: Any) -> Any:
+            reads.extend(subject_ids)
+            return real_get_many(subject_ids)
+
+        store.get, store.get_many = counting_get, counting_get_many
+        for title in ("CTO", "CEO", "COO"):  # as the mapper seals: keys from the cache
+            sealed = service.personal_data.seal(
+                "title", title, (person.entity_id,), account, used={}
+            )
+            assert isinstance(sealed, Sealed)
+        service.personal_data.prefetch([person.entity_id])
+        assert reads == []
+        service.update_stakeholder(
+            account, stakeholder_id=person.entity_id, title="COO", actor="amy"
+        )
+        assert service.get_account(account).stakeholders[0].title == "COO"
+    finally:
+        service.close()
+
+
+def test_an_erasure_by_another_process_stops_writes_at_once(durable_url: str) -> None:
+    writer, eraser = new_service(durable_url), new_service(durable_url)
+    try:
+        account = open_account(writer)
+        person = writer.add_stakeholder(account, name=GONE, role="champion", actor="amy")
+        assert person.entity_id is not None
+        writer.update_stakeholder(
+            account, stakeholder_id=person.entity_id, title="CTO", actor="amy"
+        )  # the writer holds the key now
+        # The erasure destroys the key before it records SubjectErased: in between, the
+        # account itself does not know yet, only the key row does.
+        eraser.personal_data.erase(person.entity_id)
+        count = len(stored_states(writer))
+        with pytest.raises(InvalidTransition):  # well within the writer's key cache time
+            writer.update_stakeholder(
+                account, stakeholder_id=person.entity_id, title=GONE_TITLE, actor="amy"
+            )
+        assert len(stored_states(writer)) == count
+        with pytest.raises(InvalidTransition):  # and it remembers
+            writer.personal_data.seal("title", "x", (person.entity_id,), account)
+    finally:
+        writer.close()
+        eraser.close()
+
+
+def test_the_erasing_process_forgets_the_key_at_once(
+    book: tuple[AccountService, UUID, UUID, UUID],
+) -> None:
+    service, account, kept, gone = book
+    sealed = service.personal_data.seal("name", GONE, (gone,), account)
+    assert isinstance(sealed, Sealed)
+    assert service.personal_data.open(sealed) == GONE  # the key is cached now
+    service.erase_subject(account, subject_id=gone, actor="dpo")
+    assert service.personal_data.open(sealed) == ERASED  # no waiting for the cache to expire
+    with pytest.raises(InvalidTransition):
+        service.personal_data.seal("name", GONE, (gone,), account)
+    assert service.personal_data.open(service.personal_data.seal("name", "k", (kept,), account))
+
+
+def test_a_key_another_writer_made_first_is_adopted(durable_url: str) -> None:
+    first, second = new_service(durable_url), new_service(durable_url)
+    try:
+        account = open_account(first)
+        subject = respondent_subject_id(account, RESPONDENT)
+        second.personal_data.prefetch([subject])  # the second has a key of its own in mind...
+        first.record_feedback(
+            account, score=NpsScore(3), respondent=RESPONDENT, comment="one", actor="amy"
+        )  # ...when the first stores its key
+        stored = key_rows(first)[subject]
+        second.record_feedback(
+            account, score=NpsScore(5), respondent=RESPONDENT, comment="two", actor="amy"
+        )  # refused in the transaction, decided again under the stored key
+        assert key_rows(second)[subject] == stored
+    finally:
+        first.close()
+        second.close()
+    reader = new_service(durable_url)
+    try:
+        answers = [
+            (e.respondent, e.comment)
+            for e in reader.history(account)
+            if isinstance(e, ev.FeedbackRecorded)
+        ]
+        assert answers == [(RESPONDENT, "one"), (RESPONDENT, "two")]
+    finally:
+        reader.close()
+
+
+def test_a_bulk_import_makes_its_keys_with_its_events(tmp_path: Path) -> None:
+    from acctdomain.importing import import_files
+
+    data = Path(__file__).parent / "data" / "import"
+    service = new_service(str(tmp_path / "book.db"))
+    try:
+        store: Any = service.personal_data.store
+
+        def no_key_on_its_own(record: KeyRecord) -> KeyRecord:
+            raise AssertionError(f"a key was stored on its own: {record.subject_id}")
+
+        store.create = no_key_on_its_own
+        report = import_files(service, [(k, data / f"{k}.csv") for k in ("accounts", "surveys")])
+        assert report.errors == ()
+        rows = key_rows(service)
+        assert rows
+        assert all(key is not None for key in rows.values())
+        assert verify(str(tmp_path / "book.db")).ok
+    finally:
+        service.close()
+    reopened = new_service(str(tmp_path / "book.db"))
+    try:
+        comments = [
+            e.comment
+            for account_id in {r.account_id for r in reopened.personal_data.store.records()}
+            for e in reopened.history(account_id)
+            if isinstance(e, ev.FeedbackRecorded)
+        ]
+        assert comments
+        assert ERASED not in comments
+    finally:
+        reopened.close()

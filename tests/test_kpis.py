@@ -19,7 +19,7 @@ Cohort (active on 1 Jan): A, B, C, F, starting ARR 4100. Netted per account: A +
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -37,7 +37,7 @@ from acctdomain import (
     ProductLine,
 )
 from acctdomain.errors import InvalidValue
-from acctdomain.plugins import PluginHost
+from acctdomain.plugins import Kpi, KpiContext, PluginHost, hookimpl
 from acctdomain.plugins.types import KpiValue
 from tests.conftest import FakeClock
 
@@ -530,3 +530,83 @@ def test_with_a_product_line_only_the_facts_that_changed_it_count(
         value(card(service, product="core", conventions={"upsell_rate": "revenue"})["upsell_rate"])
         == Decimal(100) / 1000
     )
+
+
+# --- kpis=: computing only the KPIs named ---------------------------------------------------------
+
+
+class CountingPlugin:
+    """A KPI that counts the periods it was computed for."""
+
+    def __init__(self) -> None:
+        self.computed: list[tuple[date, date]] = []
+
+    @hookimpl
+    def acctdomain_register_kpis(self, register: Callable[[Kpi], None]) -> None:
+        def compute(context: KpiContext) -> KpiValue:
+            self.computed.append((context.start, context.end))
+            return KpiValue(len(self.computed))
+
+        register(Kpi(name="counted", title="Counted", unit="count", compute=compute))
+
+
+def test_kpis_computes_only_those_named_in_the_scorecards_order(
+    service: AccountService, book: Book
+) -> None:
+    quarter_book(book)
+    whole = card(service)
+    only = service.scorecard(*Q1, kpis=["nrr", "customer_churn", "grr", "nrr"])
+    assert [line.name for line in only] == ["customer_churn", "grr", "nrr"]
+    for line in only:
+        assert line == whole[line.name]
+    assert service.scorecard(*Q1, kpis=[]) == []
+    assert [line.name for line in service.scorecard(*Q1, kpis=iter(["arr"]))] == ["arr"]
+
+
+def test_a_kpi_not_named_is_not_computed(clock: FakeClock) -> None:
+    counting = CountingPlugin()
+    service = AccountService(
+        "memory:",
+        clock=clock,
+        plugins=PluginHost(entry_points=False, plugins=[("counting", counting)]),
+    )
+    try:
+        service.scorecard(*Q1, kpis=["active_accounts"])
+        assert counting.computed == []
+        lines = service.scorecard(*Q1, kpis=["counted"])
+        assert [line.name for line in lines] == ["counted"]
+        assert counting.computed == [Q1, (date(2025, 10, 1), date(2025, 12, 31))]
+        service.scorecard(*Q1)
+        assert len(counting.computed) == 4
+    finally:
+        service.close()
+
+
+@pytest.mark.parametrize(
+    ("kpis", "named"),
+    [
+        (["nrr", "arpu"], "'arpu'"),
+        (["NRR"], "'NRR'"),
+        ([None], "None"),
+        ("nrr", "'nrr'"),
+        (42, "42"),
+    ],
+)
+def test_kpis_naming_no_registered_kpi_is_refused(
+    service: AccountService, kpis: Any, named: str
+) -> None:
+    with pytest.raises(InvalidValue) as raised:
+        service.scorecard(*Q1, kpis=kpis)
+    assert raised.value.field == "kpis"
+    assert named in raised.value.reason
+
+
+def test_conventions_may_name_a_kpi_that_is_not_computed(
+    service: AccountService, book: Book
+) -> None:
+    quarter_book(book)
+    lines = service.scorecard(*Q1, kpis=["nrr"], conventions={"renewal_rate": "value"})
+    assert [line.name for line in lines] == ["nrr"]
+    with pytest.raises(InvalidValue) as raised:
+        service.scorecard(*Q1, kpis=["nrr"], conventions={"nrr": "mean"})
+    assert raised.value.field == "conventions"

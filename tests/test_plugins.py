@@ -411,9 +411,17 @@ CORE_USES_OF_BUILT_INS = {
     # The demo shows the day's priorities of builtin.workday (and skips them when blocked).
     ("cli.py", "acctdomain.builtin.day"),
     ("cli.py", "acctdomain.builtin.workday_cli"),
+    # ... and one account's plan, by builtin.workday's plan view (None when blocked).
+    ("demo/showcase.py", "acctdomain.builtin.day"),
+    ("demo/showcase.py", "acctdomain.builtin.plans"),
     # Forecasts read the KPI facts (the read model of builtin.kpis) as the scorecard does.
     ("forecasting/retention.py", "acctdomain.builtin.scorecard_kpis"),
     ("forecasting/risk.py", "acctdomain.builtin.scorecard_kpis"),
+    # The report shows today's priorities of builtin.workday, as `acctdomain today --json`
+    # gives them, and skips the section when that plugin's read models are missing (blocked).
+    ("report/sections.py", "acctdomain.builtin.day"),
+    ("report/sections.py", "acctdomain.builtin.facts"),
+    ("report/sections.py", "acctdomain.builtin.workday_cli"),
 }
 
 

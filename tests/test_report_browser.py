@@ -2,14 +2,16 @@
 installs it; ``make test`` does so first) opens the page written for a demo book, offline.
 
 The page loads without console errors and without a single request (a proxy that answers
-nothing would turn one into an error), every chart is drawn by plotly with its data, and the
-figures of the tiles are those ``acctdomain kpis --json`` prints for the same options.
+nothing would turn one into an error), every chart is drawn by plotly with its data, the
+figures of the tiles are those ``acctdomain kpis --json`` prints for the same options, and
+today's priorities are those of ``acctdomain today --json`` for the same day.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +42,8 @@ def host() -> PluginHost:
 
 @pytest.fixture(scope="module")
 def written(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """A demo book of 30 accounts (2023 to 2025), its report and its `kpis --json`."""
+    """A demo book of 30 accounts (2023 to 2025), its report, its `kpis --json` and its
+    `today --json` for the day of the report."""
     folder = tmp_path_factory.mktemp("browser")
     db = folder / "book.db"
     service = AccountService(str(db), plugins=host())
@@ -60,7 +63,17 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     assert report.exit_code == 0, report.output
     kpis = runner.invoke(app, ["kpis", *common, "--json"])
     assert kpis.exit_code == 0, kpis.output
-    return {"page": page, "report": json.loads(report.stdout), "kpis": json.loads(kpis.stdout)}
+    data = json.loads(report.stdout)
+    day = datetime.fromisoformat(data["generated_at"]).date().isoformat()
+    today = runner.invoke(app, ["today", "--db", str(db), "--on", day, "--json"])
+    assert today.exit_code == 0, today.output
+    return {
+        "common": common,
+        "page": page,
+        "report": data,
+        "kpis": json.loads(kpis.stdout),
+        "today": json.loads(today.stdout),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -179,3 +192,54 @@ def test_the_trend_table_shows_the_quarters_of_the_report(
     last = {kpi["name"]: kpi["values"][-1] for kpi in trends["kpis"]}
     figures = {kpi["name"]: kpi["value"] for kpi in written["kpis"]["kpis"]}
     assert last == {name: figures[name] for name in last}
+
+
+def test_todays_priorities_are_those_of_today_json(
+    browser: webdriver.Chrome, written: dict[str, Any]
+) -> None:
+    expected = written["today"]
+    assert written["report"]["sections"]["today"] == expected
+    assert expected["manager"] is None
+    assert expected["accounts"] == 30
+    assert len(expected["items"]) == 20  # a book left alone since 2025 needs plenty of care
+    rows = browser.find_elements(By.CSS_SELECTOR, "#section-today [data-priority]")
+    shown_rows = [
+        {
+            "rank": int(row.find_element(By.CSS_SELECTOR, ".rank").text),
+            "account": row.find_element(By.CSS_SELECTOR, ".account").text,
+            "what": row.find_element(By.CSS_SELECTOR, ".what").text,
+            "reasons": [li.text for li in row.find_elements(By.CSS_SELECTOR, ".reasons li")],
+            "kind": row.get_attribute("data-kind"),
+        }
+        for row in rows
+    ]
+    assert shown_rows == [
+        {
+            "rank": item["rank"],
+            "account": item["account"],
+            "what": item["title"],
+            "reasons": item["reasons"],
+            "kind": item["kind"],
+        }
+        for item in expected["items"]
+    ]
+    assert [row["rank"] for row in shown_rows] == list(range(1, 21))
+
+
+def test_a_blocked_workday_plugin_skips_the_sections_on_the_accounts_facts(
+    written: dict[str, Any], tmp_path: Path
+) -> None:
+    page = tmp_path / "blocked.html"
+    app = build_app(PluginHost(entry_points=False, block=["builtin.workday"]))
+    result = runner.invoke(app, ["report", *written["common"], "--out", str(page), "--json"])
+    assert result.exit_code == 0, result.output
+    sections = json.loads(result.stdout)["sections"]
+    for name in ("health", "at_risk", "today"):
+        assert set(sections[name]) == {"skipped"}, name
+        assert "attention" in sections[name]["skipped"]
+        assert "builtin.workday" in sections[name]["skipped"]
+    assert sections["kpis"] == written["report"]["sections"]["kpis"]
+    html = page.read_text(encoding="utf-8")
+    assert html.count("data-skipped") == 3
+    assert 'data-chart="health"' not in html
+    assert "data-priority" not in html

@@ -50,9 +50,12 @@ from acctdomain.cli_policies import GROUP as POLICIES
 from acctdomain.cli_policies import policies_app
 from acctdomain.cli_projections import GROUP as PROJECTIONS
 from acctdomain.cli_projections import _Plugins, projections_app
+from acctdomain.cli_record import GROUP as RECORD
+from acctdomain.cli_record import record_app
 from acctdomain.cli_report import COMMAND as REPORT
 from acctdomain.cli_report import add_report
 from acctdomain.demo import DEMO_KPI_SETTINGS, BookSummary, eur_at_demo_rate, generate_book
+from acctdomain.demo.showcase import busiest_plan, print_plan, report_line, write_report
 from acctdomain.domain import AccountState, AccountStatus, IssueSeverity, Segment
 from acctdomain.errors import PluginError
 from acctdomain.plugins import PluginHost
@@ -80,6 +83,7 @@ def _root() -> None:
 app.add_typer(projections_app(), name=PROJECTIONS)
 app.add_typer(audit_app(), name=AUDIT)
 app.add_typer(policies_app(), name=POLICIES)
+app.add_typer(record_app(), name=RECORD)
 add_kpis(app)
 add_report(app)
 add_forecast(app)
@@ -111,19 +115,25 @@ def build_app(host: PluginHost) -> typer.Typer:
     root.add_typer(projections_app(host), name=PROJECTIONS)
     root.add_typer(audit_app(host), name=AUDIT)
     root.add_typer(policies_app(host), name=POLICIES)
+    root.add_typer(record_app(host), name=RECORD)
     add_kpis(root, host)
     add_report(root, host)
     add_forecast(root, host)
     add_import(root, host)
     taken = {
         info.name or info.callback.__name__ for info in app.registered_commands if info.callback
-    } | {PROJECTIONS, AUDIT, POLICIES}
+    } | {PROJECTIONS, AUDIT, POLICIES, RECORD}
     for command in host.cli_commands().values():
         owner = host.owner(CLI_HOOK, command.name)
         if command.name in taken:
             host.guarded(CLI_HOOK, command.name, _taken, command.name, owner)
         elif isinstance(command.callback, typer.Typer):
-            root.add_typer(command.callback, name=command.name, help=command.help or None)
+            root.add_typer(
+                command.callback,
+                name=command.name,
+                help=command.help or None,
+                context_settings={"obj": _Plugins(host)},  # its commands get this host
+            )
         else:
             # The command's context carries this host, so a command opening a store with
             # the CLI's session helpers gets the same plugins.
@@ -245,21 +255,40 @@ def _report(
     }
 
 
-def _demo_day(
-    service: AccountService, states: list[AccountState], end: date
-) -> dict[str, Any] | None:
-    """The prioritised day of the manager with the most active accounts (ties: by name) on
-    the book's last day; None when the built-in workday plugin is blocked."""
-    if "attention" not in service.projections.names:
+def _demo_manager(states: list[AccountState]) -> str | None:
+    """The manager with the most active accounts (ties: by name); None when none is active."""
+    active = Counter(s.manager for s in states if s.status is AccountStatus.ACTIVE)
+    if not active:
+        return None
+    return min(active, key=lambda name: (-active[name], name))
+
+
+def _demo_day(service: AccountService, manager: str | None, end: date) -> dict[str, Any] | None:
+    """The prioritised day of ``manager`` on the book's last day; None without a manager or
+    when the built-in workday plugin is blocked."""
+    if manager is None or "attention" not in service.projections.names:
         return None
     from acctdomain.builtin.day import today  # a built-in plugin's view (blockable)
     from acctdomain.builtin.workday_cli import day_report
 
-    active = Counter(s.manager for s in states if s.status is AccountStatus.ACTIVE)
-    if not active:
-        return None
-    manager = min(active, key=lambda name: (-active[name], name))
     return day_report(today(service, manager, on=end, limit=10, catch_up=False), "")
+
+
+def _report_path(db: Path, report: Path | None) -> Path:
+    """``--report`` once it is known that a file can be written there, else the default: the
+    db's path with ``.html`` (in the db's folder, which ``--db`` checks)."""
+    if report is None:
+        path = db.with_suffix(".html")
+        return db.with_name(db.name + ".html") if path == db else path
+    path = report
+    if path.is_dir():
+        _fail(f"--report {path} is a directory, expected a file path")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        _fail(f"--report {path}: the directory {parent} does not exist")
+    if path.resolve() == db.resolve():
+        _fail(f"--report {path} is the --db file")
+    return path
 
 
 def _scorecard_report(
@@ -368,12 +397,15 @@ def _print_tables(console: Console, report: dict[str, Any]) -> None:
         from acctdomain.builtin.workday_cli import print_day
 
         print_day(report["today"])
+    if report["plan"] is not None:
+        print_plan(console, report["plan"])
     audit = report["audit"]
     console.print(
         f"Audit: the hash chain of {audit['checked']:,} events "
         + ("verifies" if audit["ok"] else "is BROKEN")
         + f" (head {audit['head_position']}: {audit['head_hash'][:16]}...)"
     )
+    console.print(report_line(report["report"]), markup=False, soft_wrap=True)
 
 
 @app.command()
@@ -388,10 +420,23 @@ def demo(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print a JSON summary instead of tables.")
     ] = False,
+    report_to: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            metavar="FILE",
+            help="The HTML report to write (replaced; needs the extra acctdomain[report]); "
+            "default: the --db path with .html (acctdomain-demo.html).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Write a realistic, seeded demo book of business into an SQLite file and summarise it."""
+    """Write a realistic, seeded demo book of business into an SQLite file and summarise it:
+    the scorecard, a manager's priorities and one account plan, the audit verification, and
+    the HTML report."""
     if accounts < 1:
         _fail(f"--accounts must be at least 1, got {accounts}")
+    page = _report_path(db, report_to)
     _replace_store(db)
     try:
         service = AccountService(
@@ -428,7 +473,10 @@ def demo(
         projected = service.catch_up()
         projection_seconds = time.perf_counter() - started
         scorecard = service.scorecard(*quarter, catch_up=False)
-        priorities = _demo_day(service, states, summary.end)
+        manager = _demo_manager(states)
+        priorities = _demo_day(service, manager, summary.end)
+        plan = None if manager is None else busiest_plan(service, manager, summary.end)
+        written = write_report(service, page, quarter, summary.end, str(db))
         checked = verify(service)
     except (OSError, sqlite3.Error, PersistenceError) as error:
         _fail(f"writing to {db} failed: {error}", code=1)
@@ -437,6 +485,8 @@ def demo(
     report = _report(db, summary, states, elapsed)
     report["scorecard"] = _scorecard_report(quarter, scorecard, projected, projection_seconds)
     report["today"] = priorities
+    report["plan"] = plan
+    report["report"] = written
     report["audit"] = {
         "ok": checked.ok,
         "checked": checked.checked,

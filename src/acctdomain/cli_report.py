@@ -1,6 +1,6 @@
 """``acctdomain report``: the book of business as one self-contained HTML page (works offline):
 KPI tiles against the previous period, retention trends by quarter, the renewal pipeline by
-month, the health distribution and the accounts at risk.
+month, the health distribution, the accounts at risk and today's priorities.
 
 The period, filters and scorecard options are those of ``acctdomain kpis``, parsed by the same
 functions, and the tiles hold the very figures ``acctdomain kpis --json`` prints. Errors and
@@ -165,7 +165,7 @@ def report(
     ] = False,
 ) -> None:
     """The book of business as one self-contained HTML page: KPI tiles, retention trends,
-    renewal pipeline, health and the accounts at risk."""
+    renewal pipeline, health, the accounts at risk and today's priorities."""
     try:
         require_plotly()
     except ImportError as error:

@@ -265,6 +265,11 @@ def _commit(
             total.committed = False
             return
         if to_save:
+            # The keys of the personal data about to be sealed, in a few reads (new subjects'
+            # keys are then written with the events, in their transaction).
+            service.personal_data.prefetch_for(
+                event for aggregate in to_save for event in aggregate.pending_events
+            )
             try:
                 service.save(*to_save)
             except IntegrityError:

@@ -35,22 +35,35 @@ were (the hash chain covers the stored bytes, which do not change, so ``verify``
 but nothing can open them again. A key row is kept with no key (``erased_at`` set), so nothing
 personal about that subject can be written again under its id (:class:`InvalidTransition`).
 
-Keys are created in a transaction of their own just before the events that need them: an event
-that then fails to append leaves an unused key, never an event without its key. Each process
-caches keys for :data:`KEY_CACHE_SECONDS`: another process sees an erasure within that time.
+**Keys and transactions.** In an SQLite or PostgreSQL store a new key is written by the
+recorder in the very transaction that inserts the events sealed under it (the mapper hands the
+keys it used to the recorder on each :class:`SealedStoredEvent`): the events and their keys are
+committed together or not at all, and a bulk save of many accounts makes all its keys in one
+commit. In that transaction, once the write lock is held, the recorder also looks at the key
+row of every subject it writes about: an erased one (in any process, however recently) refuses
+the whole save with :class:`InvalidTransition`; a key another writer made first for the same
+new subject fails it with an ``IntegrityError``, which the service's retry decides again under
+that key. So each process may keep the keys it writes with for as long as it runs; the
+erasing process forgets the subject's key at once. Keys read to *open* personal fields are
+trusted for :data:`KEY_CACHE_SECONDS`: another process shows an erasure within that time. In
+memory, and for snapshots (written after their events, under keys that exist already), a new
+key is stored in its own transaction before it is used: an event that then fails to append
+leaves an unused key, never an event without its key.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -60,7 +73,7 @@ import attrs
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from eventsourcing.domain import Snapshot
-from eventsourcing.persistence import StoredEvent, Transcoding
+from eventsourcing.persistence import IntegrityError, StoredEvent, Transcoding
 from eventsourcing.utils import get_topic
 
 from acctdomain.application.upcasting import UpcastingMapper
@@ -83,6 +96,7 @@ __all__ = [
     "PostgresKeyStore",
     "SQLiteKeyStore",
     "Sealed",
+    "SealedStoredEvent",
     "SealedTranscoding",
     "contact_notes_subject_id",
     "key_store_for",
@@ -101,11 +115,14 @@ SEALED = "acctdomain:sealed"
 _AAD_PREFIX = b"acctdomain-personal/1|"
 _KEY_SIZE = 32
 _NONCE_SIZE = 12
+_IN_CHUNK = 500  # subjects per "IN (...)" query
+_MAX_CACHED = 1_000_000  # keys a process keeps before it starts again from the store
 
 
 # --- who the data is about ----------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=65_536)
 def respondent_subject_id(account_id: UUID, respondent: str) -> UUID:
     """The data subject of a survey respondent of an account: the same name (whitespace and
     case aside) on the same account is the same person."""
@@ -113,6 +130,7 @@ def respondent_subject_id(account_id: UUID, respondent: str) -> UUID:
     return uuid5(account_id, f"acctdomain:respondent:{normalised}")
 
 
+@functools.lru_cache(maxsize=65_536)
 def contact_notes_subject_id(account_id: UUID) -> UUID:
     """The data subject of the summaries of an account's contacts that list no stakeholder."""
     return uuid5(account_id, "acctdomain:contact-notes")
@@ -179,6 +197,31 @@ class KeyStore:
         """Insert ``record`` unless the subject has a row already; the row that stays."""
         raise NotImplementedError
 
+    def get_many(self, subject_ids: Iterable[UUID]) -> dict[UUID, KeyRecord]:
+        """The rows of those of ``subject_ids`` that have one."""
+        found = {}
+        for subject_id in subject_ids:
+            record = self.get(subject_id)
+            if record is not None:
+                found[subject_id] = record
+        return found
+
+    def bind(self, writer: Callable[[Any, Sequence[StoredEvent]], None]) -> bool:
+        """Have the store's recorder call ``writer(cursor, stored_events)`` in each transaction
+        that inserts events, after the inserts; False if it cannot (keys are then stored on
+        their own before use)."""
+        return False
+
+    def select_in(self, cursor: Any, subject_ids: Sequence[UUID]) -> dict[UUID, bytes | None]:
+        """In the recorder's transaction: the key (None: erased) of each subject with a row,
+        locked against an erasure until the transaction ends."""
+        raise NotImplementedError
+
+    def insert_in(self, cursor: Any, records: Sequence[KeyRecord]) -> None:
+        """In the recorder's transaction: insert ``records`` (a subject with a row already is
+        left as it is)."""
+        raise NotImplementedError
+
     def erase(self, subject_id: UUID, erased_at: datetime) -> None:
         """Destroy the subject's key (its row stays, with no key)."""
         raise NotImplementedError
@@ -232,11 +275,17 @@ class SQLiteKeyStore(KeyStore):
     ``secure_delete`` on, followed by ``VACUUM`` and a truncating checkpoint of the log, so that
     neither the key nor any replaced read-model row stays in the file's free space or its log."""
 
-    def __init__(self, datastore: Any, table: str = "subject_keys") -> None:
+    def __init__(self, datastore: Any, table: str = "subject_keys", recorder: Any = None) -> None:
         self.datastore = datastore
         self.table = table
+        self.recorder = recorder
         self._db_name: str = datastore.pool.db_name
         self._in_memory: bool = datastore.pool.is_sqlite_memory_mode
+        self._columns = "subject_id, account_id, key, created_at, erased_at"
+        self._insert = (
+            f"INSERT INTO {table} ({self._columns}) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (subject_id) DO NOTHING"
+        )
 
     def create_table(self) -> None:
         with self.datastore.transaction(commit=True) as c:
@@ -255,20 +304,61 @@ class SQLiteKeyStore(KeyStore):
             row = c.fetchone()
         return None if row is None else _row(*row)
 
-    def create(self, record: KeyRecord) -> KeyRecord:
-        erased = record.erased_at
-        with self.datastore.transaction(commit=True) as c:
-            c.execute(
-                f"INSERT INTO {self.table} (subject_id, account_id, key, created_at, erased_at) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (subject_id) DO NOTHING",
-                (
-                    record.subject_id.hex,
-                    record.account_id.hex,
-                    record.key,
-                    record.created_at.isoformat(),
-                    None if erased is None else erased.isoformat(),
-                ),
+    def get_many(self, subject_ids: Iterable[UUID]) -> dict[UUID, KeyRecord]:
+        wanted = [s.hex for s in subject_ids]
+        found: dict[UUID, KeyRecord] = {}
+        with self.datastore.transaction(commit=False) as c:
+            for start in range(0, len(wanted), _IN_CHUNK):
+                chunk = wanted[start : start + _IN_CHUNK]
+                c.execute(
+                    f"SELECT {self._columns} FROM {self.table} WHERE subject_id IN "
+                    f"({', '.join('?' * len(chunk))})",
+                    chunk,
+                )
+                for row in c.fetchall():
+                    record = _row(*row)
+                    found[record.subject_id] = record
+        return found
+
+    def bind(self, writer: Callable[[Any, Sequence[StoredEvent]], None]) -> bool:
+        if self.recorder is None or not hasattr(self.recorder, "key_writer"):
+            return False
+        self.recorder.key_writer = writer
+        return True
+
+    def select_in(self, cursor: Any, subject_ids: Sequence[UUID]) -> dict[UUID, bytes | None]:
+        # The recorder's transaction inserted its events first: it holds SQLite's write lock,
+        # so no erasure can come between this look and the commit.
+        wanted = [s.hex for s in subject_ids]
+        found: dict[UUID, bytes | None] = {}
+        for start in range(0, len(wanted), _IN_CHUNK):
+            chunk = wanted[start : start + _IN_CHUNK]
+            cursor.execute(
+                f"SELECT subject_id, key FROM {self.table} WHERE subject_id IN "
+                f"({', '.join('?' * len(chunk))})",
+                chunk,
             )
+            for subject, key in cursor.fetchall():
+                found[UUID(subject)] = None if key is None else bytes(key)
+        return found
+
+    def insert_in(self, cursor: Any, records: Sequence[KeyRecord]) -> None:
+        cursor.executemany(self._insert, [self._parameters(r) for r in records])
+
+    @staticmethod
+    def _parameters(record: KeyRecord) -> tuple[Any, ...]:
+        erased = record.erased_at
+        return (
+            record.subject_id.hex,
+            record.account_id.hex,
+            record.key,
+            record.created_at.isoformat(),
+            None if erased is None else erased.isoformat(),
+        )
+
+    def create(self, record: KeyRecord) -> KeyRecord:
+        with self.datastore.transaction(commit=True) as c:
+            c.execute(self._insert, self._parameters(record))
         found = self.get(record.subject_id)
         assert found is not None
         return found
@@ -311,10 +401,11 @@ class PostgresKeyStore(KeyStore):
     """Table ``<app>_subject_keys`` in the store's schema; after an erasure the table is
     vacuumed, so the destroyed key's old row version is not kept."""
 
-    def __init__(self, datastore: Any, table: str) -> None:
+    def __init__(self, datastore: Any, table: str, recorder: Any = None) -> None:
         from psycopg.sql import SQL, Identifier
 
         self.datastore = datastore
+        self.recorder = recorder
         name = SQL("{}.{}").format(Identifier(datastore.schema), Identifier(table))
         columns = SQL("subject_id, account_id, key, created_at, erased_at")
         self._create = SQL(
@@ -322,6 +413,10 @@ class PostgresKeyStore(KeyStore):
             "NULL, key bytea, created_at timestamptz NOT NULL, erased_at timestamptz)"
         ).format(name)
         self._get = SQL("SELECT {} FROM {} WHERE subject_id = %s").format(columns, name)
+        self._get_many = SQL("SELECT {} FROM {} WHERE subject_id = ANY(%s)").format(columns, name)
+        self._lock_many = SQL(
+            "SELECT subject_id, key FROM {} WHERE subject_id = ANY(%s) FOR SHARE"
+        ).format(name)
         self._insert = SQL(
             "INSERT INTO {} ({}) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (subject_id) DO NOTHING"
         ).format(name, columns)
@@ -352,18 +447,42 @@ class PostgresKeyStore(KeyStore):
             row = c.fetchone()
         return None if row is None else self._record(row)
 
+    def get_many(self, subject_ids: Iterable[UUID]) -> dict[UUID, KeyRecord]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(self._get_many, (list(subject_ids),))
+            rows = c.fetchall()
+        return {record.subject_id: record for record in map(self._record, rows)}
+
+    def bind(self, writer: Callable[[Any, Sequence[StoredEvent]], None]) -> bool:
+        if self.recorder is None or not hasattr(self.recorder, "key_writer"):
+            return False
+        self.recorder.key_writer = writer
+        return True
+
+    def select_in(self, cursor: Any, subject_ids: Sequence[UUID]) -> dict[UUID, bytes | None]:
+        # FOR SHARE: an erasure (an UPDATE of the row) waits until this transaction ends.
+        cursor.execute(self._lock_many, (list(subject_ids),))
+        return {
+            row["subject_id"]: None if row["key"] is None else bytes(row["key"])
+            for row in cursor.fetchall()
+        }
+
+    def insert_in(self, cursor: Any, records: Sequence[KeyRecord]) -> None:
+        cursor.executemany(self._insert, [self._parameters(r) for r in records])
+
+    @staticmethod
+    def _parameters(record: KeyRecord) -> tuple[Any, ...]:
+        return (
+            record.subject_id,
+            record.account_id,
+            record.key,
+            record.created_at,
+            record.erased_at,
+        )
+
     def create(self, record: KeyRecord) -> KeyRecord:
         with self.datastore.transaction(commit=True) as c:
-            c.execute(
-                self._insert,
-                (
-                    record.subject_id,
-                    record.account_id,
-                    record.key,
-                    record.created_at,
-                    record.erased_at,
-                ),
-            )
+            c.execute(self._insert, self._parameters(record))
         found = self.get(record.subject_id)
         assert found is not None
         return found
@@ -396,7 +515,7 @@ def key_store_for(recorder: Any) -> KeyStore:
     from acctdomain.application.sqlite_persistence import SubscribableSQLiteApplicationRecorder
 
     if isinstance(recorder, SubscribableSQLiteApplicationRecorder):
-        return SQLiteKeyStore(recorder.datastore, _table_name(recorder.events_table_name))
+        return SQLiteKeyStore(recorder.datastore, _table_name(recorder.events_table_name), recorder)
     if isinstance(recorder, POPORecorder):
         return MemoryKeyStore()
     try:
@@ -407,7 +526,9 @@ def key_store_for(recorder: Any) -> KeyStore:
         pass
     else:
         if isinstance(recorder, ChainedPostgresApplicationRecorder):
-            return PostgresKeyStore(recorder.datastore, _table_name(recorder.events_table_name))
+            return PostgresKeyStore(
+                recorder.datastore, _table_name(recorder.events_table_name), recorder
+            )
     raise StoreConfigurationError(
         "store", f"personal data cannot be kept in a {type(recorder).__name__}: no key store"
     )
@@ -438,13 +559,29 @@ def _aad(field: str, subjects: Sequence[UUID]) -> bytes:
     return _AAD_PREFIX + field.encode() + b"|" + b",".join(s.hex.encode() for s in subjects)
 
 
+_ERASED_KEY = b""  # in PersonalData._writing: the subject was erased
+
+
+@dataclass(frozen=True)
+class SealedStoredEvent(StoredEvent):
+    """A stored event with the keys its personal fields were sealed under (``(subject,
+    account, key)`` each), for the recorder to write and check in the transaction that inserts
+    the event (see the module)."""
+
+    keys: tuple[tuple[UUID, UUID, bytes], ...] = field(default=(), compare=False, repr=False)
+
+
 class PersonalData:
     """The service's keys (through a cache) and the sealing and opening of personal texts."""
 
     def __init__(self, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self._store: KeyStore | None = None
         self._clock = clock
-        self._cache: dict[UUID, tuple[float, bytes | None]] = {}
+        self._cache: dict[UUID, tuple[float, bytes | None]] = {}  # to open, for a while
+        self._writing: dict[UUID, bytes] = {}  # to seal with (_ERASED_KEY: erased)
+        self._stored: set[UUID] = set()  # subjects whose key row is known to exist
+        self._transactional = False  # the recorder writes keys with the events
+        self._ciphers: dict[bytes, AESGCM] = {}  # by key
 
     @property
     def store(self) -> KeyStore:
@@ -453,14 +590,43 @@ class PersonalData:
             raise StoreConfigurationError("store", "the key store is not attached yet")
         return self._store
 
+    @property
+    def transactional(self) -> bool:
+        """True when new keys are written in the transaction of their events (SQLite,
+        PostgreSQL); False when each is stored on its own first (memory)."""
+        return self._transactional
+
     def attach(self, store: KeyStore) -> None:
-        """Use ``store`` (and create its table)."""
+        """Use ``store`` (and create its table); have its recorder write the keys of the events
+        it inserts where it can."""
         store.create_table()
         self._store = store
+        self.forget_cached()
+        self._transactional = store.bind(self.write_keys_in)
 
     def forget_cached(self) -> None:
-        """Drop every cached key (after an erasure, or keys imported)."""
+        """Drop every cached key (after keys were imported, say)."""
         self._cache.clear()
+        self._writing.clear()
+        self._stored.clear()
+        self._ciphers.clear()
+
+    def forget(self, subject_id: UUID) -> None:
+        """Drop what this process knows of one subject's key (the next use reads the store)."""
+        self._cache.pop(subject_id, None)
+        self._writing.pop(subject_id, None)
+        self._stored.discard(subject_id)
+        self._ciphers.clear()
+
+    def _aesgcm(self, key: bytes) -> AESGCM:
+        cipher = self._ciphers.get(key)
+        if cipher is None:
+            if len(self._ciphers) >= _MAX_CACHED:
+                self._ciphers.clear()
+            cipher = self._ciphers[key] = AESGCM(key)
+        return cipher
+
+    # --- opening: keys read through a short cache ---------------------------------------------
 
     def _key(self, subject_id: UUID) -> bytes | None:
         now = time.monotonic()
@@ -469,6 +635,8 @@ class PersonalData:
             return cached[1]
         record = self.store.get(subject_id)
         key = None if record is None else record.key
+        if len(self._cache) >= _MAX_CACHED:
+            self._cache.clear()
         self._cache[subject_id] = (now, key)
         return key
 
@@ -481,32 +649,90 @@ class PersonalData:
         else:
             key = hashlib.sha256(b"".join(k for k in keys if k is not None)).digest()
         assert key is not None
-        return AESGCM(key)
+        return self._aesgcm(key)
 
-    def _writing_key(self, subject_id: UUID, account_id: UUID) -> bytes:
-        record = self.store.get(subject_id)
-        if record is None:
-            record = self.store.create(
-                KeyRecord(subject_id, account_id, AESGCM.generate_key(256), self._clock())
-            )
-        if record.key is None:
-            raise InvalidTransition(
-                "subject_id",
-                f"the personal data of subject {subject_id} was erased: nothing personal "
-                "about it can be recorded again",
-            )
-        return record.key
+    # --- sealing: keys kept for as long as the process runs ----------------------------------
 
-    def seal(self, field: str, value: Any, subjects: tuple[UUID, ...], account_id: UUID) -> Any:
+    def _remember(self, record: KeyRecord) -> None:
+        if len(self._writing) >= _MAX_CACHED:
+            self._writing.clear()
+            self._stored.clear()
+        self._writing[record.subject_id] = _ERASED_KEY if record.key is None else record.key
+        self._stored.add(record.subject_id)
+
+    def prefetch(self, subject_ids: Iterable[UUID]) -> None:
+        """Read the keys of ``subject_ids`` this process does not know yet, in as few queries
+        as can be (before a bulk save, instead of one read per new subject)."""
+        unknown = {s for s in subject_ids if s not in self._writing}
+        if not unknown:
+            return
+        found = self.store.get_many(unknown)
+        for record in found.values():
+            self._remember(record)
+        for subject_id in unknown - found.keys():  # new subjects: keys to write with the events
+            self._writing.setdefault(subject_id, AESGCM.generate_key(256))
+
+    def prefetch_for(self, events: Iterable[Any]) -> None:
+        """:meth:`prefetch` the subjects of the personal fields of domain ``events``."""
+        subjects: set[UUID] = set()
+        for event in events:
+            declared = PERSONAL_FIELDS.get(type(event))
+            if declared is not None and isinstance(event.originator_id, UUID):
+                subjects.update(declared.subjects(vars(event), event.originator_id))
+        self.prefetch(subjects)
+
+    def _writing_key(
+        self,
+        subject_id: UUID,
+        account_id: UUID,
+        used: dict[UUID, tuple[UUID, bytes]] | None,
+    ) -> bytes:
+        key = self._writing.get(subject_id)
+        if key is None:
+            record = self.store.get(subject_id)
+            if record is None:  # a new subject: its key, stored with the events that use it
+                key = self._writing.setdefault(subject_id, AESGCM.generate_key(256))
+            else:
+                self._remember(record)
+                key = self._writing[subject_id]
+        if key == _ERASED_KEY:
+            raise _erased(subject_id)
+        if used is None and subject_id not in self._stored:
+            # Nobody writes this key with the events: store it now, on its own.
+            record = self.store.create(KeyRecord(subject_id, account_id, key, self._clock()))
+            self._remember(record)
+            if record.key is None:
+                raise _erased(subject_id)
+            key = record.key
+        if used is not None:
+            used[subject_id] = (account_id, key)
+        return key
+
+    def seal(
+        self,
+        field: str,
+        value: Any,
+        subjects: tuple[UUID, ...],
+        account_id: UUID,
+        *,
+        used: dict[UUID, tuple[UUID, bytes]] | None = None,
+    ) -> Any:
         """``value`` sealed under the keys of ``subjects`` (made if need be); an empty text or
-        the erased marker is kept as it is."""
+        the erased marker is kept as it is. With ``used``, a new key is not stored here: it is
+        entered in ``used`` (with every other key the value was sealed under) for the recorder
+        to write with the event; without, it is stored before it is used."""
         if not isinstance(value, str) or value in ("", ERASED):
             return value
-        ordered = tuple(sorted(set(subjects), key=lambda s: s.bytes))
-        keys = [self._writing_key(subject, account_id) for subject in ordered]
-        key = keys[0] if len(keys) == 1 else hashlib.sha256(b"".join(keys)).digest()
+        ordered: tuple[UUID, ...]
+        if len(subjects) == 1:
+            ordered = (subjects[0],)
+            key = self._writing_key(subjects[0], account_id, used)
+        else:
+            ordered = tuple(sorted(set(subjects), key=lambda s: s.bytes))
+            keys = [self._writing_key(subject, account_id, used) for subject in ordered]
+            key = keys[0] if len(keys) == 1 else hashlib.sha256(b"".join(keys)).digest()
         nonce = os.urandom(_NONCE_SIZE)
-        ciphertext = AESGCM(key).encrypt(nonce, value.encode("utf-8"), _aad(field, ordered))
+        ciphertext = self._aesgcm(key).encrypt(nonce, value.encode("utf-8"), _aad(field, ordered))
         return Sealed(field, ordered, nonce, ciphertext)
 
     def open(self, sealed: Sealed) -> str:
@@ -524,14 +750,22 @@ class PersonalData:
             ) from error
         return plain.decode("utf-8")
 
-    def seal_state(self, cls: type, state: dict[str, Any], account_id: UUID) -> None:
+    def seal_state(
+        self,
+        cls: type,
+        state: dict[str, Any],
+        account_id: UUID,
+        *,
+        used: dict[UUID, tuple[UUID, bytes]] | None = None,
+    ) -> None:
         """Seal the personal fields of an event's state (in place), as declared for ``cls``;
-        an Account snapshot's stakeholders too."""
+        an Account snapshot's stakeholders too (their keys are stored before use, whatever
+        ``used``: snapshots are not written with the events)."""
         declared = PERSONAL_FIELDS.get(cls)
         if declared is not None:
             subjects = declared.subjects(state, account_id)
-            for field in declared.fields:
-                state[field] = self.seal(field, state[field], subjects, account_id)
+            for name in declared.fields:
+                state[name] = self.seal(name, state[name], subjects, account_id, used=used)
         elif issubclass(cls, Snapshot):
             aggregate = state.get("state")
             if isinstance(aggregate, dict) and aggregate.get("_stakeholders"):
@@ -550,15 +784,66 @@ class PersonalData:
         return attrs.evolve(
             person,
             **{
-                field: self.seal(field, getattr(person, field), subjects, account_id)
-                for field in _STAKEHOLDER_FIELDS
+                name: self.seal(name, getattr(person, name), subjects, account_id)
+                for name in _STAKEHOLDER_FIELDS
             },
         )
 
+    def write_keys_in(self, cursor: Any, stored_events: Sequence[StoredEvent]) -> None:
+        """In the recorder's transaction, after its inserts: write the new keys the events were
+        sealed under and check every one against its row. An erased subject refuses the save
+        (:class:`InvalidTransition`); a key another writer made first for a new subject fails
+        it with ``IntegrityError`` (deciding again uses that writer's key)."""
+        used: dict[UUID, tuple[UUID, bytes]] = {}
+        clashes: list[UUID] = []
+        for event in stored_events:
+            for subject_id, account_id, key in getattr(event, "keys", ()):
+                first = used.setdefault(subject_id, (account_id, key))
+                if first[1] != key:
+                    clashes.append(subject_id)  # two threads of this process raced
+        if not used:
+            return
+        subjects = list(used)
+        rows = self.store.select_in(cursor, subjects)
+        missing = [s for s in subjects if s not in rows]
+        if missing:
+            now = self._clock()
+            self.store.insert_in(
+                cursor, [KeyRecord(s, used[s][0], used[s][1], now) for s in missing]
+            )
+            rows.update(self.store.select_in(cursor, missing))
+        for subject_id in subjects:
+            stored = rows.get(subject_id)
+            if stored is None:
+                self._writing[subject_id] = _ERASED_KEY
+                self._stored.add(subject_id)
+                raise _erased(subject_id)
+            if stored != used[subject_id][1]:
+                clashes.append(subject_id)
+            self._writing[subject_id] = stored
+        if clashes:
+            for subject_id in clashes:
+                self._stored.add(subject_id)
+            raise IntegrityError(
+                f"the key of subject {clashes[0]} was made by another writer first"
+            )
+        self._stored.update(subjects)
+
     def erase(self, subject_id: UUID) -> None:
-        """Destroy the subject's key now."""
+        """Destroy the subject's key now (this process forgets it at once)."""
         self.store.erase(subject_id, self._clock())
-        self.forget_cached()
+        self._ciphers.clear()
+        self._writing[subject_id] = _ERASED_KEY
+        self._stored.add(subject_id)
+        self._cache[subject_id] = (time.monotonic(), None)
+
+
+def _erased(subject_id: UUID) -> InvalidTransition:
+    return InvalidTransition(
+        "subject_id",
+        f"the personal data of subject {subject_id} was erased: nothing personal "
+        "about it can be recorded again",
+    )
 
 
 class SealedTranscoding(Transcoding):
@@ -603,13 +888,23 @@ class PersonalDataMapper(UpcastingMapper):
         class_version = getattr(cls, "class_version", 1)
         if class_version > 1:
             event_state["class_version"] = class_version
+        used: dict[UUID, tuple[UUID, bytes]] | None = None
         if isinstance(originator_id, UUID):
-            self.personal.seal_state(cls, event_state, originator_id)
+            used = {} if self.personal.transactional else None
+            self.personal.seal_state(cls, event_state, originator_id, used=used)
         stored_state = self.transcoder.encode(event_state)
         if self.compressor:
             stored_state = self.compressor.compress(stored_state)
         if self.cipher:
             stored_state = self.cipher.encrypt(stored_state)
+        if used:
+            return SealedStoredEvent(
+                originator_id=originator_id,
+                originator_version=originator_version,
+                topic=get_topic(cls),
+                state=stored_state,
+                keys=tuple((s, account, key) for s, (account, key) in used.items()),
+            )
         return StoredEvent(
             originator_id=originator_id,
             originator_version=originator_version,

@@ -20,7 +20,7 @@ existed) gets its chain built when a recorder creates its tables, under the same
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -49,6 +49,10 @@ _BACKFILL_PAGE = 1_000
 
 class ChainedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder):
     """eventsourcing's PostgreSQL application recorder, writing the hash chain."""
+
+    key_writer: Callable[[Any, Sequence[StoredEvent]], None] | None = None
+    """Called with a cursor and the events in each transaction that inserts events, before
+    the inserts (the subjects' keys, see :mod:`acctdomain.application.personal`)."""
 
     def __init__(
         self, datastore: es_postgres.PostgresDatastore, *, events_table_name: str = "stored_events"
@@ -87,6 +91,15 @@ class ChainedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
     def create_table(self) -> None:
         super().create_table()
         self._build_missing_chain()
+
+    def _insert_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        super()._insert_events(curs, stored_events, **kwargs)
+        # Before the events: an error raised while eventsourcing inserts them is re-raised only
+        # after the transaction committed. The key rows are locked (FOR SHARE) until the commit.
+        if self.key_writer is not None and stored_events:
+            self.key_writer(curs, stored_events)
 
     def _insert_stored_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any

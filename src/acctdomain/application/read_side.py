@@ -10,7 +10,7 @@ from __future__ import annotations
 import gc
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
@@ -126,6 +126,7 @@ class ReadSide:
         known_at: date | datetime | None = None,
         conventions: Mapping[str, str] | None = None,
         currency: str | None = None,
+        kpis: Iterable[str] | None = None,
         **filters: str,
     ) -> list[KpiResult]:
         """Every registered KPI for [start, end] and the period before, from read models.
@@ -134,7 +135,8 @@ class ReadSide:
         ``product="analytics"``). ``known_at`` gives the scorecard as it was known then: only
         events recorded up to that moment (a date: its end) count. ``conventions`` choose how
         KPIs with several conventions are computed (``{"upsell_rate": "offers"}``).
-        ``currency`` is the reporting currency (default: the settings'). With ``catch_up``
+        ``currency`` is the reporting currency (default: the settings'). ``kpis`` names the
+        KPIs to compute (default: all; lines in the scorecard's order). With ``catch_up``
         the read models are brought up to date first.
         """
         if catch_up:
@@ -153,6 +155,7 @@ class ReadSide:
                 reporting_currency=currency or settings.reporting_currency,
                 exchange_rate=self.exchange_rate,
                 settings={"gross_margin": settings.gross_margin},
+                only=kpis,
             )
 
     def exchange_rate(self, base: str, quote: str, on: date) -> Decimal | None:

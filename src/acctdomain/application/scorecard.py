@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -20,6 +20,7 @@ __all__ = [
     "compute_scorecard",
     "known_moment",
     "previous_period",
+    "select_kpis",
 ]
 
 FILTERS = ("manager", "segment", "manager_type", "industry", "currency", "product")
@@ -84,6 +85,23 @@ def check_conventions(kpis: Mapping[str, Kpi], conventions: Mapping[str, str]) -
     return dict(conventions)
 
 
+def select_kpis(kpis: Mapping[str, Kpi], names: Iterable[str] | None) -> dict[str, Kpi]:
+    """The KPIs of ``kpis`` named in ``names``, in the order of ``kpis`` (None: all of them);
+    InvalidValue(kpis) naming a name that is not a registered KPI."""
+    if names is None:
+        return dict(kpis)
+    if isinstance(names, str) or not isinstance(names, Iterable):
+        raise InvalidValue("kpis", f"expected a collection of KPI names, got {names!r}")
+    chosen: set[str] = set()
+    for name in names:
+        if not isinstance(name, str) or name not in kpis:
+            raise InvalidValue(
+                "kpis", f"{name!r} is not a registered KPI; those are {sorted(kpis)}"
+            )
+        chosen.add(name)
+    return {name: kpi for name, kpi in kpis.items() if name in chosen}
+
+
 def compute_scorecard(
     kpis: Mapping[str, Kpi],
     read_model: Callable[[str], ReadModel],
@@ -97,9 +115,11 @@ def compute_scorecard(
     reporting_currency: str | None = None,
     exchange_rate: Callable[[str, str, date], Decimal | None] | None = None,
     settings: Mapping[str, Any] | None = None,
+    only: Iterable[str] | None = None,
 ) -> list[KpiResult]:
-    """Compute every KPI for [start, end] (whole days, effective time) and the period before,
-    as known at ``known_at`` (None: everything recorded), with the chosen ``conventions``.
+    """Compute every KPI (``only``: those named, see :func:`select_kpis`) for [start, end]
+    (whole days, effective time) and the period before, as known at ``known_at`` (None:
+    everything recorded), with the chosen ``conventions``.
 
     ``run`` computes one KPI (the plugin host passes one that records a failing KPI against its
     plugin and returns None); a KPI that fails leaves its line empty, never the scorecard.
@@ -117,12 +137,13 @@ def compute_scorecard(
             raise InvalidValue(name, "a filter value is non-empty text")
     known = known_moment(known_at)
     picked = check_conventions(kpis, conventions or {})
+    computed = select_kpis(kpis, only)
     if reporting_currency is not None:
         require_currency("reporting_currency", reporting_currency)
     memo: dict[Any, Any] = {}  # shared by every KPI of this scorecard
     before = previous_period(start, end)
     lines = []
-    for kpi in kpis.values():
+    for kpi in computed.values():
         values = []
         for period in ((start, end), before):
             context = KpiContext(

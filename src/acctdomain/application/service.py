@@ -207,6 +207,7 @@ class AccountService(ReadSide, Application[UUID]):
             known = first_versions.get(e.originator_id)
             if known is None or e.originator_version < known:
                 first_versions[e.originator_id] = e.originator_version
+        due: list[Any] = []
         for aggregate_id, aggregate in processing_event.aggregates.items():
             interval = self.snapshotting_intervals.get(type(aggregate))
             if interval is None or self.snapshots is None:
@@ -214,12 +215,21 @@ class AccountService(ReadSide, Application[UUID]):
             first = first_versions.get(aggregate_id)
             if first is None or first - 1 >= aggregate.version // interval * interval:
                 continue
+            due.append(aggregate)
+        if len(due) > 1 and self.snapshots is not None:
+            try:  # a bulk save: all its snapshots in one transaction...
+                self.snapshots.put([Account.Snapshot.take(aggregate) for aggregate in due])
+                return
+            except Exception:  # ...else one by one, so that one bad snapshot loses only itself
+                pass
+        for aggregate in due:
             try:
+                assert self.snapshots is not None
                 self.snapshots.put([Account.Snapshot.take(aggregate)])
             except Exception:
                 log.warning(
                     "snapshot of %s at version %s failed",
-                    aggregate_id,
+                    aggregate.id,
                     aggregate.version,
                     exc_info=True,
                 )

@@ -31,7 +31,7 @@ import sqlite3
 import threading
 import weakref
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -212,6 +212,10 @@ class SubscribableSQLiteApplicationRecorder(es_sqlite.SQLiteApplicationRecorder)
 
     poll_interval: float = DEFAULT_POLL_INTERVAL
 
+    key_writer: Callable[[Any, Sequence[StoredEvent]], None] | None = None
+    """Called with the cursor and the events in each transaction that inserts events, after
+    the inserts (the subjects' keys, see :mod:`acctdomain.application.personal`)."""
+
     def __init__(
         self, datastore: es_sqlite.SQLiteDatastore, events_table_name: str = "stored_events"
     ) -> None:
@@ -265,6 +269,8 @@ class SubscribableSQLiteApplicationRecorder(es_sqlite.SQLiteApplicationRecorder)
                 )
                 links.append((notification_id, previous))
             c.executemany(self._insert_links, links)
+        if self.key_writer is not None:
+            self.key_writer(c, stored_events)
         return notification_ids
 
     def _build_missing_chain(self) -> None:

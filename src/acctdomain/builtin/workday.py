@@ -100,3 +100,6 @@ def acctdomain_register_cli_commands(register: Callable[[CliCommand], None]) -> 
     register(CliCommand("today", today_command, "What to do today, ranked, with the reasons."))
     register(CliCommand("portfolio", portfolio_command, "A manager's book of business."))
     register(CliCommand("qbr", qbr_command, "The quarterly business review of an account."))
+    from acctdomain.builtin.account_cli import account_app
+
+    register(CliCommand("account", account_app(), "One account: state, plan, timeline, more."))

@@ -8,6 +8,14 @@ are fixed, survey scores, stakeholder sentiment, champions leaving. At each rene
 probability is computed from those observable signals only (not from the hidden health), so
 that a risk model fed with the events has something real to find.
 
+Most mid-market and enterprise customers (and a few small ones) have business units, their
+regions or divisions: each uses some of the account's product lines, some products are ruled
+out for a unit (with the reason; now and then restored), most offers are aimed at a unit, a
+won offer is adopted by its unit, and a unit stops using a line that is downgraded or dropped;
+units are now and then renamed, merged away or added. That is the white space (issue 6).
+Units draw from a random stream of their own (seeded from the account's key), so the rest of
+the book is what it was without them.
+
 Everything random comes from ``random.Random(seed)``: the same seed gives the same commands
 with the same effective times and the same ids.
 """
@@ -141,6 +149,8 @@ class _Profile:
     plan: float
     base_risk: float
     term_years: tuple[int, ...]
+    unit_share: float  # accounts whose business units are mapped
+    units: tuple[int, int]  # how many units such an account has at first
     channels: tuple[tuple[Channel, float], ...]
     managers: tuple[tuple[str, ManagerType], ...]
 
@@ -160,6 +170,8 @@ _PROFILES: dict[Segment, _Profile] = {
         plan=0.2,
         base_risk=-2.7,
         term_years=(1,),
+        unit_share=0.08,
+        units=(2, 2),
         channels=(
             (Channel.EMAIL, 0.5),
             (Channel.PHONE, 0.25),
@@ -186,6 +198,8 @@ _PROFILES: dict[Segment, _Profile] = {
         plan=0.7,
         base_risk=-3.0,
         term_years=(1, 1, 1, 2),
+        unit_share=0.6,
+        units=(2, 4),
         channels=(
             (Channel.EMAIL, 0.4),
             (Channel.PHONE, 0.2),
@@ -213,6 +227,8 @@ _PROFILES: dict[Segment, _Profile] = {
         plan=1.0,
         base_risk=-3.4,
         term_years=(1, 1, 2, 3),
+        unit_share=0.9,
+        units=(3, 5),
         channels=(
             (Channel.EMAIL, 0.35),
             (Channel.PHONE, 0.15),
@@ -389,6 +405,42 @@ _CHURN_DETAILS = {
     ChurnReason.OUT_OF_BUSINESS: "the company closed",
     ChurnReason.OTHER: "did not renew",
 }
+# A customer's business units are its regions or its divisions.
+_REGIONS = (
+    "EMEA", "North America", "APAC", "DACH", "Nordics", "UK & Ireland", "LATAM", "Benelux",
+    "France", "Iberia",
+)  # fmt: skip
+_DIVISIONS = (
+    "Finance", "Operations", "Sales", "Marketing", "Human Resources", "IT", "Supply Chain",
+    "Customer Service", "Research & Development", "Procurement",
+)  # fmt: skip
+_UNIT_RENAMES = {
+    "APAC": "Asia Pacific",
+    "LATAM": "Latin America",
+    "Nordics": "Northern Europe",
+    "Benelux": "Low Countries",
+    "Operations": "Operations & Logistics",
+    "Sales": "Commercial",
+    "Human Resources": "People & Culture",
+    "IT": "Digital & Technology",
+    "Supply Chain": "Supply Chain & Logistics",
+    "Customer Service": "Customer Experience",
+}
+_UNIT_REMOVAL_REASONS = (
+    "merged into {other}",
+    "sold to another company",
+    "closed in a restructuring",
+)
+_INELIGIBLE_REASONS = {
+    _CORE: "runs a legacy system until its migration is done",
+    "Analytics": "reports on the group's own BI platform",
+    "Integrations Hub": "its integrations are run by the group's IT",
+    "Premium Support": "has support included in a group contract",
+    "Security Suite": "must use the group's security tooling",
+    "Data Connectors": "data residency rules keep its data in-country",
+    "Mobile Workforce": "has no field staff",
+    "AI Assistant": "AI tools not yet approved by the works council",
+}
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -494,6 +546,16 @@ class _OpenOpportunity:
 
 
 @attrs.define
+class _Unit:
+    """The simulation's view of a business unit: what it uses and what it cannot use."""
+
+    name: str
+    products: set[str] = attrs.Factory(set)
+    ineligible: set[str] = attrs.Factory(set)
+    active: bool = True
+
+
+@attrs.define
 class _AccountSim:
     """Simulates one account from its opening to ``cutoff`` and returns its timeline.
 
@@ -513,6 +575,9 @@ class _AccountSim:
     manager: str
     manager_type: ManagerType
     external_key: str
+    # Business units draw from a stream of their own, so that modelling them left the rest of
+    # the book (every other draw of ``rng``) as it was.
+    unit_rng: random.Random
     commands: list[_Command] = attrs.Factory(list)
     queue: list[tuple[datetime, int, Callable[[], None]]] = attrs.Factory(list)
     sequence: int = 0
@@ -540,6 +605,10 @@ class _AccountSim:
     tactics: dict[UUID, UUID] = attrs.Factory(dict)  # open tactic -> its goal
     has_plan: bool = False
     has_qbr: bool = False
+    has_units: bool = False
+    units: dict[UUID, _Unit] = attrs.Factory(dict)
+    targets: dict[UUID, UUID] = attrs.Factory(dict)  # open opportunity -> the unit it aims at
+    unit_names: tuple[str, ...] = ()  # the names its units come from (regions or divisions)
     renewals: int = 0
     churns: int = 0
     reactivations: int = 0
@@ -555,6 +624,7 @@ class _AccountSim:
         self.health = self.baseline = _clamp(self.rng.betavariate(3, 1.6))
         self.has_plan = self.rng.random() < self.profile.plan
         self.has_qbr = self.rng.random() < self.profile.qbr
+        self.has_units = self.unit_rng.random() < self.profile.unit_share
         self._at(self.opened_at, self._open)
         while self.queue:
             when, _, action = heapq.heappop(self.queue)
@@ -710,6 +780,8 @@ class _AccountSim:
         self._emit("start_contract", term_end=self.term_end, lines=self._lines())
         self.status = AccountStatus.ACTIVE
         self._schedule_renewal()
+        if self.has_units:
+            self._after(self.unit_rng.uniform(1, 30), self._map_units)
 
     # --- renewal, churn, reactivation ---------------------------------------------------------
 
@@ -822,9 +894,11 @@ class _AccountSim:
             lines[_CORE] = _round(
                 float(lines.get(_CORE, step)) * self.rng.uniform(1.05, 1.3), int(step)
             )
+        dropped = set(self.lines) - set(lines)
         self.lines = lines
         self.term_end = _add_years(self.term_end, self.rng.choice(self.profile.term_years))
         self._emit("renew", chain, term_end=self.term_end, lines=self._lines())
+        self._line_ended(dropped, "dropped at the renewal", chain)
         self.renewals += 1
         self._schedule_renewal()
 
@@ -877,6 +951,7 @@ class _AccountSim:
                 reason="customer churned",
             )
         self.opportunities.clear()
+        self.targets.clear()
         self._close_goal(achieved=False, reason="customer churned", chain=chain)
         for issue_id in list(self.issues):
             self._emit(
@@ -1280,6 +1355,7 @@ class _AccountSim:
             opportunity_id=opportunity_id,
         )
         self.opportunities[opportunity_id] = _OpenOpportunity(kind, product, estimated, chain)
+        self._aim(opportunity_id)
         self._after(self.rng.uniform(14, 100), partial(self._close_opportunity, opportunity_id))
 
     def _close_opportunity(self, opportunity_id: UUID) -> None:
@@ -1287,6 +1363,7 @@ class _AccountSim:
         opportunity = self.opportunities.pop(opportunity_id, None)
         if opportunity is None:
             return
+        unit_id = self.targets.pop(opportunity_id, None)
         owned = opportunity.product in self.lines
         still_fits = owned if opportunity.kind is OpportunityKind.UPSELL else not owned
         if (
@@ -1305,6 +1382,7 @@ class _AccountSim:
             )
             self.lines[opportunity.product] = self.lines.get(opportunity.product, Decimal(0)) + won
             self._shock(0.02)
+            self._line_grew(opportunity.product, unit_id, opportunity.chain)
         else:
             self._emit(
                 "lose_opportunity",
@@ -1326,6 +1404,7 @@ class _AccountSim:
                 )
                 self._emit("cross_sell", product=product, arr=self._money(arr))
                 self.lines[product] = arr
+                self._line_grew(product)
             else:
                 product = self.rng.choice(list(self.lines))
                 added = _round(
@@ -1349,18 +1428,233 @@ class _AccountSim:
                 share = float(self.lines[product]) * self.rng.uniform(0.1, 0.35)
                 reduced = Decimal(math.floor(share / step) * step)
             if reduced > 0 and (reduced < self.lines[product] or len(self.lines) > 1):
+                reason = self.rng.choice(_DOWNGRADE_REASONS)
                 self._emit(
-                    "downgrade",
-                    product=product,
-                    reduced_by=self._money(reduced),
-                    reason=self.rng.choice(_DOWNGRADE_REASONS),
+                    "downgrade", product=product, reduced_by=self._money(reduced), reason=reason
                 )
                 remaining = self.lines[product] - reduced
                 if remaining > 0:
                     self.lines[product] = remaining
+                    self._fewer_users(product, reason)
                 else:
                     del self.lines[product]
+                    self._line_ended({product}, reason)
         self._after(self.rng.uniform(50, 70), self._downgrade_tick)
+
+    # --- business units and white space ------------------------------------------------------
+
+    def _unit_emit(self, command: str, chain: UUID | None = None, /, **arguments: Any) -> None:
+        """Append a business-unit command (its ids drawn from the units' own stream)."""
+        self._emit(command, chain or _uuid(self.unit_rng), **arguments)
+
+    def _active_units(self) -> list[tuple[UUID, _Unit]]:
+        """The units not removed, in the order they were added."""
+        return [(unit_id, unit) for unit_id, unit in self.units.items() if unit.active]
+
+    def _name_taken(self, name: str) -> bool:
+        """Whether an active unit has this name (names are unique among them)."""
+        wanted = name.casefold()
+        return any(unit.name.casefold() == wanted for _, unit in self._active_units())
+
+    def _map_units(self) -> None:
+        """Map the customer's business units (its regions or its divisions); the first one,
+        where the contract was signed, uses every line, the others some of them."""
+        if self.status is not AccountStatus.ACTIVE:
+            return
+        self.unit_names = _REGIONS if self.unit_rng.random() < 0.5 else _DIVISIONS
+        names = self.unit_rng.sample(self.unit_names, self.unit_rng.randint(*self.profile.units))
+        for number, name in enumerate(names):
+            self._add_unit(name, lead=number == 0)
+        self._after(self.unit_rng.uniform(60, 120), self._unit_tick)
+
+    def _add_unit(self, name: str, *, lead: bool = False) -> None:
+        """Record a unit, and soon after what it uses."""
+        unit_id = _uuid(self.unit_rng)
+        self._unit_emit("add_business_unit", unit_id=unit_id, name=name)
+        self.units[unit_id] = _Unit(name)
+        self._after(self.unit_rng.uniform(0.05, 10), partial(self._set_up_unit, unit_id, lead))
+
+    def _set_up_unit(self, unit_id: UUID, lead: bool) -> None:
+        """A new unit adopts some of the account's lines; now and then a product does not fit
+        it."""
+        if self.status is AccountStatus.CHURNED:
+            return
+        for product in list(self.lines):
+            if lead or self.unit_rng.random() < (0.85 if product == _CORE else 0.45):
+                self._adopt(unit_id, product)
+        if self.unit_rng.random() < 0.3:
+            self._mark_ineligible(unit_id)
+
+    def _adopt(self, unit_id: UUID, product: str, chain: UUID | None = None) -> None:
+        """The unit takes up one of the account's lines, if it can and does not use it yet."""
+        unit = self.units[unit_id]
+        if (
+            unit.active
+            and product in self.lines
+            and product not in unit.products
+            and product not in unit.ineligible
+        ):
+            self._unit_emit("adopt_product", chain, unit_id=unit_id, product=product)
+            unit.products.add(product)
+
+    def _mark_ineligible(self, unit_id: UUID) -> None:
+        """Rule out a product the unit does not use (and is not offered); sometimes the reason
+        goes away later."""
+        unit = self.units[unit_id]
+        offered = {self.opportunities[o].product for o, u in self.targets.items() if u == unit_id}
+        candidates = [
+            product
+            for product in _PRODUCTS
+            if product not in unit.products
+            and product not in unit.ineligible
+            and product not in offered
+        ]
+        if not unit.active or not candidates:
+            return
+        product = self.unit_rng.choice(candidates)
+        self._unit_emit(
+            "mark_product_ineligible",
+            unit_id=unit_id,
+            product=product,
+            reason=_INELIGIBLE_REASONS[product],
+        )
+        unit.ineligible.add(product)
+        if self.unit_rng.random() < 0.35:
+            self._after(self.unit_rng.uniform(90, 400), partial(self._restore, unit_id, product))
+
+    def _restore(self, unit_id: UUID, product: str) -> None:
+        """The reason a product was ruled out for a unit went away."""
+        unit = self.units[unit_id]
+        if unit.active and product in unit.ineligible and self.status is AccountStatus.ACTIVE:
+            self._unit_emit("restore_product_eligibility", unit_id=unit_id, product=product)
+            unit.ineligible.discard(product)
+
+    def _aim(self, opportunity_id: UUID) -> None:
+        """Aim most offers at a unit: an upsell at one that uses the product, a cross-sell at
+        one that does not."""
+        opportunity = self.opportunities[opportunity_id]
+        upsell = opportunity.kind is OpportunityKind.UPSELL
+        candidates = [
+            unit_id
+            for unit_id, unit in self._active_units()
+            if opportunity.product not in unit.ineligible
+            and (opportunity.product in unit.products) == upsell
+        ]
+        if candidates and self.unit_rng.random() < 0.65:
+            unit_id = self.unit_rng.choice(candidates)
+            self._after(
+                self.unit_rng.uniform(0.02, 7), partial(self._target, opportunity_id, unit_id)
+            )
+
+    def _target(self, opportunity_id: UUID, unit_id: UUID) -> None:
+        """Aim an open offer at a unit that can use its product."""
+        opportunity = self.opportunities.get(opportunity_id)
+        unit = self.units[unit_id]
+        if (
+            opportunity is None
+            or not unit.active
+            or opportunity.product in unit.ineligible
+            or self.targets.get(opportunity_id) == unit_id
+        ):
+            return
+        self._unit_emit(
+            "target_opportunity", opportunity.chain, opportunity_id=opportunity_id, unit_id=unit_id
+        )
+        self.targets[opportunity_id] = unit_id
+
+    def _line_grew(
+        self, product: str, unit_id: UUID | None = None, chain: UUID | None = None
+    ) -> None:
+        """After a win or an expansion: the unit the offer aimed at adopts the product;
+        without one, a new line is usually taken up by some unit that can use it."""
+        if unit_id is None or not self.units[unit_id].active:
+            active = self._active_units()
+            if not active or any(product in unit.products for _, unit in active):
+                return
+            eligible = [u for u, unit in active if product not in unit.ineligible]
+            if not eligible or self.unit_rng.random() >= 0.8:
+                return
+            unit_id = self.unit_rng.choice(eligible)
+        self._adopt(unit_id, product, chain)
+
+    def _line_ended(self, products: set[str], reason: str, chain: UUID | None = None) -> None:
+        """A line is gone (downgraded to zero, dropped at a renewal): its units stop using it."""
+        for product in sorted(products):
+            for unit_id, unit in self._active_units():
+                if product in unit.products:
+                    self._end_adoption(unit_id, product, reason, chain)
+
+    def _end_adoption(
+        self, unit_id: UUID, product: str, reason: str, chain: UUID | None = None
+    ) -> None:
+        self._unit_emit(
+            "end_product_adoption", chain, unit_id=unit_id, product=product, reason=reason
+        )
+        self.units[unit_id].products.discard(product)
+
+    def _fewer_users(self, product: str, reason: str) -> None:
+        """A smaller line: sometimes one of the units that use it stops."""
+        users = [u for u, unit in self._active_units() if product in unit.products]
+        if len(users) >= 2 and reason != "budget cut" and self.unit_rng.random() < 0.5:
+            self._end_adoption(self.unit_rng.choice(users), product, reason)
+
+    def _unit_tick(self) -> None:
+        """Now and then the customer's organisation changes: a unit takes up a product another
+        one uses, a product is ruled out for a unit, a unit is renamed, merged away or added."""
+        active = self._active_units()
+        if self.status is AccountStatus.ACTIVE and active:
+            roll = self.unit_rng.random()
+            if roll < 0.35:
+                self._spread()
+            elif roll < 0.45:
+                self._mark_ineligible(self.unit_rng.choice(active)[0])
+            elif roll < 0.51:
+                self._rename_unit()
+            elif roll < 0.56:
+                self._remove_unit()
+            elif roll < 0.6:
+                names = [name for name in self.unit_names if not self._name_taken(name)]
+                if names:
+                    self._add_unit(self.unit_rng.choice(names))
+        self._after(self.unit_rng.uniform(80, 140), self._unit_tick)
+
+    def _spread(self) -> None:
+        """One more unit takes up one of the account's lines."""
+        open_cells = [
+            (unit_id, product)
+            for unit_id, unit in self._active_units()
+            for product in self.lines
+            if product not in unit.products and product not in unit.ineligible
+        ]
+        if open_cells:
+            self._adopt(*self.unit_rng.choice(open_cells))
+
+    def _rename_unit(self) -> None:
+        """A unit gets a new name (a reorganisation)."""
+        candidates = [
+            (unit_id, _UNIT_RENAMES[unit.name])
+            for unit_id, unit in self._active_units()
+            if unit.name in _UNIT_RENAMES and not self._name_taken(_UNIT_RENAMES[unit.name])
+        ]
+        if candidates:
+            unit_id, name = self.unit_rng.choice(candidates)
+            self._unit_emit("rename_business_unit", unit_id=unit_id, name=name)
+            self.units[unit_id].name = name
+
+    def _remove_unit(self) -> None:
+        """A unit is merged into another, sold or closed (not below two units)."""
+        active = self._active_units()
+        if len(active) < 3:
+            return
+        unit_id, unit = self.unit_rng.choice(active)
+        others = [other.name for u, other in active if u != unit_id]
+        reason = self.unit_rng.choice(_UNIT_REMOVAL_REASONS)
+        self._unit_emit(
+            "remove_business_unit",
+            unit_id=unit_id,
+            reason=reason.format(other=self.unit_rng.choice(others)),
+        )
+        unit.active = False
 
     # --- account plan -------------------------------------------------------------------------
 
@@ -1557,6 +1851,7 @@ def generate_book(
             manager=manager,
             manager_type=manager_type,
             external_key=f"demo-{seed}-{index + 1:05d}",
+            unit_rng=random.Random(f"demo-{seed}-{index + 1:05d}/business-units"),
         )
         timeline = sim.run()
         account_id = account_id_for(sim.external_key)

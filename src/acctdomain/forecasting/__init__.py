@@ -20,8 +20,11 @@ from acctdomain.forecasting.cohorts import (
     Lifetime,
     Observations,
     SurvivalRow,
+    known_decisions,
+    known_revenue,
     lifetimes_from_facts,
     observations,
+    renewal_counts,
     survival_table,
 )
 from acctdomain.forecasting.features import FEATURES, account_features
@@ -39,11 +42,18 @@ if TYPE_CHECKING:
         evaluate_risk,
         score_accounts,
     )
-    from acctdomain.forecasting.sbg import SbgFit, fit_naive, fit_sbg, goodness_of_fit
+    from acctdomain.forecasting.sbg import (
+        SbgFit,
+        clear_fit_cache,
+        fit_naive,
+        fit_sbg,
+        goodness_of_fit,
+    )
 
 __all__ = [
     "EXTRA",
     "FEATURES",
+    "SBG_NEEDS",
     "AccountRisk",
     "Lifetime",
     "Observations",
@@ -54,14 +64,18 @@ __all__ = [
     "account_features",
     "book_histories",
     "book_lifetimes",
+    "clear_fit_cache",
     "evaluate_risk",
     "fit_naive",
     "fit_sbg",
     "forecast_retention",
     "goodness_of_fit",
+    "known_decisions",
+    "known_revenue",
     "lifetimes_from_facts",
     "missing_extra",
     "observations",
+    "renewal_counts",
     "score_accounts",
     "survival_table",
 ]
@@ -79,16 +93,21 @@ _LAZY = {
     "evaluate_risk": "risk",
     "score_accounts": "risk",
     "SbgFit": "sbg",
+    "clear_fit_cache": "sbg",
     "fit_naive": "sbg",
     "fit_sbg": "sbg",
     "goodness_of_fit": "sbg",
 }
 _NEEDED = ("numpy", "scipy.optimize", "scipy.special", "scipy.stats", "sklearn.linear_model")
+SBG_NEEDS = ("numpy", "scipy.optimize", "scipy.special")
+"""What fitting the sBG model alone imports (``missing_extra(SBG_NEEDS)``)."""
 
 
-def missing_extra() -> str:
-    """Empty when the ``forecast`` extra is installed, else the reason it is needed."""
-    for name in _NEEDED:
+def missing_extra(modules: tuple[str, ...] = _NEEDED) -> str:
+    """Empty when the ``forecast`` extra is installed, else the reason it is needed. Checking
+    imports the modules: ``modules`` narrows the check to what a caller needs (default: all
+    of the extra's)."""
+    for name in modules:
         try:
             importlib.import_module(name)
         except ImportError:

@@ -14,6 +14,7 @@ import itertools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any, Literal
 from uuid import UUID
 
@@ -26,10 +27,15 @@ __all__ = [
     "CohortPeriod",
     "Lifetime",
     "Observations",
+    "Spell",
     "SurvivalRow",
     "cohort_of",
+    "known_decisions",
+    "known_revenue",
     "lifetimes_from_facts",
     "observations",
+    "renewal_counts",
+    "spells",
     "survival_table",
 ]
 
@@ -37,6 +43,7 @@ CohortPeriod = Literal["year", "quarter", "month"]
 COHORT_PERIODS: tuple[str, ...] = ("year", "quarter", "month")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _STARTS = frozenset({"started", "reactivated"})
+_DECISIONS = _STARTS | {"renewed", "churned"}
 
 
 @attrs.frozen(kw_only=True)
@@ -96,38 +103,99 @@ def lifetimes_from_facts(
     known = None if known_at is None else _micros(known_at)
     found: list[Lifetime] = []
     for hex_id, row in accounts:
-        facts = sorted(
-            (
-                fact
-                for fact in row["revenue"]
-                if fact[0] <= end and (known is None or fact[1] <= known)
-            ),
-            key=lambda fact: fact[0],
-        )
-        found.extend(_spells(UUID(hex_id), row, facts, cohort_by))
+        account_id = UUID(hex_id)
+        for started, renewals, churned, lines in spells(known_revenue(row, known), end):
+            found.append(
+                _lifetime(account_id, row, _day(started), renewals, churned, lines, cohort_by)
+            )
     return found
 
 
-def _spells(
-    account_id: UUID, row: Mapping[str, Any], facts: Sequence[Sequence[Any]], cohort_by: str
-) -> Iterator[Lifetime]:
-    started: date | None = None
+def known_revenue(row: Mapping[str, Any], known: int | None = None) -> list[Sequence[Any]]:
+    """The revenue facts of a ``kpi_facts`` account row (``[effective, recorded, kind, lines
+    after]``) recorded by ``known`` (microseconds since the epoch; None: all), in effective
+    order (facts of the same moment in the order recorded). What :func:`spells` reads: sorted
+    once, it serves every ``as_of``."""
+    return sorted(
+        (fact for fact in row["revenue"] if known is None or fact[1] <= known),
+        key=lambda fact: fact[0],
+    )
+
+
+Spell = tuple[int, int, bool, Mapping[str, str]]
+"""A contract spell: its start (microseconds since the epoch), its renewals, whether it ended
+in churn, and the revenue lines it ended with (empty once churned)."""
+
+
+def spells(facts: Sequence[Sequence[Any]], end: int) -> Iterator[Spell]:
+    """The contract spells of one account in its revenue ``facts`` (in effective order, as
+    :func:`known_revenue` gives them) effective up to ``end`` (microseconds since the
+    epoch)."""
+    started: int | None = None
     renewals = 0
     lines: Mapping[str, str] = {}
     for effective, _recorded, kind, after in facts:
+        if effective > end:
+            break
         if kind in _STARTS and started is None:
-            started, renewals = _day(effective), 0
+            started, renewals = effective, 0
         elif started is None:
             continue  # a change before any contract (or after a churn): no lifetime to count
         elif kind == "renewed":
             renewals += 1
         elif kind == "churned":
-            yield _lifetime(account_id, row, started, renewals, True, {}, cohort_by)
+            yield started, renewals, True, {}
             started = None
             continue
         lines = after
     if started is not None:
-        yield _lifetime(account_id, row, started, renewals, False, lines, cohort_by)
+        yield started, renewals, False, lines
+
+
+def known_decisions(row: Mapping[str, Any], known: int | None = None) -> list[tuple[int, str]]:
+    """``(effective, kind)`` of the revenue facts of a ``kpi_facts`` account row that start,
+    renew or end a contract spell (the others only change its revenue lines), recorded by
+    ``known`` (microseconds since the epoch; None: all), in effective order (facts of the same
+    moment in the order recorded): what :func:`renewal_counts` reads, for any ``as_of``."""
+    return sorted(
+        (
+            (fact[0], fact[2])
+            for fact in row["revenue"]
+            if fact[2] in _DECISIONS and (known is None or fact[1] <= known)
+        ),
+        key=itemgetter(0),
+    )
+
+
+def renewal_counts(
+    decisions_of_accounts: Iterable[Sequence[tuple[int, str]]], *, as_of: datetime
+) -> tuple[Observations, list[int]]:
+    """``observations(lifetimes)`` of the lifetimes of these accounts (their decisions as
+    :func:`known_decisions` gives them) effective up to ``as_of``, and the renewals of each
+    lifetime still active, in the order :func:`lifetimes_from_facts` gives them; without
+    building the lifetimes (what a model fitted per scorecard needs). The spells are those
+    of :func:`spells`."""
+    end = _micros(as_of)
+    churned: dict[int, int] = {}
+    censored: dict[int, int] = {}
+    active: list[int] = []
+    for decisions in decisions_of_accounts:
+        renewals = -1  # no spell open
+        for effective, kind in decisions:
+            if effective > end:
+                break
+            if renewals < 0:
+                if kind in _STARTS:
+                    renewals = 0
+            elif kind == "renewed":
+                renewals += 1
+            elif kind == "churned":
+                churned[renewals + 1] = churned.get(renewals + 1, 0) + 1
+                renewals = -1
+        if renewals >= 0:
+            censored[renewals] = censored.get(renewals, 0) + 1
+            active.append(renewals)
+    return Observations(churned, censored), active
 
 
 def _lifetime(

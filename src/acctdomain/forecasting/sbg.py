@@ -16,25 +16,38 @@ customer who has renewed ``k`` times, just before decision ``k + 1``, is
 1 / (1 + d))``: the next period counts with the probability of renewing, each later one
 discounted once more by ``1 + d``.
 
-Needs the ``forecast`` extra (SciPy).
+Needs the ``forecast`` extra (SciPy; ``scipy.stats`` is imported only for the goodness of fit).
+
+A fit is a pure function of the counts it is fitted on, so :func:`fit_sbg` keeps the last
+:data:`FIT_CACHE_SIZE` fits of the process by their counts (the same counts give the same fit
+object); :func:`clear_fit_cache` empties it. While it optimises, BLAS runs on one thread
+(with ``threadpoolctl``, a dependency of scikit-learn, when it is installed): the optimiser's
+linear algebra is on 2 x 2 matrices, where waking BLAS threads only costs time (ten times the
+fit on a busy two-core machine) and changes no result.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import attrs
 import numpy as np
-from scipy import optimize, special, stats
+from scipy import optimize, special
 
 from acctdomain.errors import InvalidValue
 from acctdomain.forecasting.cohorts import Observations
 
 __all__ = [
+    "FIT_CACHE_SIZE",
     "LOG_BOUNDS",
     "GoodnessOfFit",
     "NaiveFit",
     "SbgFit",
+    "clear_fit_cache",
     "fit_naive",
     "fit_sbg",
     "goodness_of_fit",
@@ -44,6 +57,27 @@ LOG_BOUNDS = (-9.0, 9.0)
 """Bounds of log(alpha) and log(beta) for the optimiser (alpha, beta in [1.2e-4, 8103])."""
 _AT_BOUND = 1e-3
 _HOMOGENEOUS = 100.0  # alpha + beta from here on: churn probabilities hardly vary
+FIT_CACHE_SIZE = 256
+"""How many fits :func:`fit_sbg` keeps, by their counts, in one process."""
+
+
+def _blas_controller() -> Any:
+    try:
+        from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
+    except ImportError:  # pragma: no cover - scikit-learn (the extra) depends on it
+        return None
+    return ThreadpoolController()  # after SciPy's import: it sees SciPy's BLAS
+
+
+_BLAS = _blas_controller()
+
+
+def _one_blas_thread() -> contextlib.AbstractContextManager[Any]:
+    """BLAS limited to one thread for the block (no limit without ``threadpoolctl``)."""
+    if _BLAS is None:  # pragma: no cover
+        return contextlib.nullcontext()
+    limited: contextlib.AbstractContextManager[Any] = _BLAS.limit(limits=1, user_api="blas")
+    return limited
 
 
 def _discount(discount_rate: float) -> float:
@@ -180,7 +214,8 @@ def fit_sbg(data: Observations) -> SbgFit:
     """Fit alpha and beta by maximum likelihood (L-BFGS-B on their logarithms, from several
     starting points). InvalidValue when the data cannot identify them: no churn at all (the
     likelihood grows without bound as churn goes to zero), only one decision observed (any
-    alpha / (alpha + beta) with the observed rate fits equally), or the optimiser failed."""
+    alpha / (alpha + beta) with the observed rate fits equally), or the optimiser failed.
+    The same counts give the same fit: the last :data:`FIT_CACHE_SIZE` are kept."""
     _check(data)
     if data.churns == 0:
         raise InvalidValue(
@@ -194,6 +229,26 @@ def fit_sbg(data: Observations) -> SbgFit:
             "only the first renewal decision is observed: one churn rate cannot tell alpha "
             "from beta (use the constant-churn projection, or wait for a second period)",
         )
+    return _fitted(_counts(data.churned_at), _counts(data.censored_after))
+
+
+Counts = tuple[tuple[int, int], ...]
+
+
+def _counts(counts: Mapping[int, int]) -> Counts:
+    return tuple(sorted(counts.items()))
+
+
+def clear_fit_cache() -> None:
+    """Forget the fits :func:`fit_sbg` kept (a benchmark does, to time the fit itself)."""
+    _fitted.cache_clear()
+
+
+@functools.lru_cache(maxsize=FIT_CACHE_SIZE)
+def _fitted(churned_at: Counts, censored_after: Counts) -> SbgFit:
+    """The fit of checked, identified counts (raises InvalidValue, never kept, if the
+    optimiser fails)."""
+    data = Observations(dict(churned_at), dict(censored_after))
     churn_t, churn_n, alive_t, alive_n = _arrays(data)
 
     def negative(params: np.ndarray) -> float:
@@ -203,13 +258,7 @@ def fit_sbg(data: Observations) -> SbgFit:
         ll += np.sum(alive_n * (special.betaln(a, b + alive_t) - base))
         return float(-ll)
 
-    best: optimize.OptimizeResult | None = None
-    for start in ((0.0, 0.0), (-1.0, 1.0), (1.0, 2.0), (-2.0, 0.0)):
-        result = optimize.minimize(
-            negative, np.array(start), method="L-BFGS-B", bounds=[LOG_BOUNDS, LOG_BOUNDS]
-        )
-        if np.isfinite(result.fun) and (best is None or result.fun < best.fun):
-            best = result
+    best = _minimum(negative)
     if best is None or not best.success:
         message = "no finite likelihood" if best is None else str(best.message)
         raise InvalidValue("data", f"the sBG fit did not converge: {message}")
@@ -238,6 +287,19 @@ def fit_sbg(data: Observations) -> SbgFit:
     )
 
 
+def _minimum(negative: Callable[[np.ndarray], float]) -> optimize.OptimizeResult | None:
+    """The lowest finite minimum of ``negative`` from the starting points (None: none)."""
+    best: optimize.OptimizeResult | None = None
+    with _one_blas_thread():
+        for start in ((0.0, 0.0), (-1.0, 1.0), (1.0, 2.0), (-2.0, 0.0)):
+            result = optimize.minimize(
+                negative, np.array(start), method="L-BFGS-B", bounds=[LOG_BOUNDS, LOG_BOUNDS]
+            )
+            if np.isfinite(result.fun) and (best is None or result.fun < best.fun):
+                best = result
+    return best
+
+
 @attrs.frozen(kw_only=True)
 class GoodnessOfFit:
     """How well sBG fits beside the constant-churn model.
@@ -264,6 +326,8 @@ class GoodnessOfFit:
 
 def goodness_of_fit(fit: SbgFit, naive: NaiveFit, data: Observations) -> GoodnessOfFit:
     """Compare the fitted models on the data they were fitted on."""
+    from scipy import stats  # heavy, and only needed here
+
     ratio = max(0.0, 2 * (fit.log_likelihood - naive.log_likelihood))
     bins: list[list[float]] = []  # [observed churns, expected churns, at risk, expected renewals]
     for t in range(1, data.last_period + 1):

@@ -91,7 +91,9 @@ class ReportContext:
     request: ReportRequest
     now: datetime
     _caught_up: bool = attrs.field(default=False, init=False)
-    _scorecards: dict[tuple[date, date], list[KpiResult]] = attrs.field(factory=dict, init=False)
+    _scorecards: dict[tuple[date, date, tuple[str, ...] | None], list[KpiResult]] = attrs.field(
+        factory=dict, init=False
+    )
     _accounts: list[dict[str, Any]] | None = attrs.field(default=None, init=False)
     _health: dict[UUID, HealthScore] | None = attrs.field(default=None, init=False)
 
@@ -112,10 +114,17 @@ class ReportContext:
             self.service.catch_up()
             self._caught_up = True
 
-    def scorecard(self, start: date, end: date) -> list[KpiResult]:
+    def scorecard(
+        self, start: date, end: date, kpis: Iterable[str] | None = None
+    ) -> list[KpiResult]:
         """``service.scorecard`` for [start, end] with the request's filters, ``known_at``,
-        conventions and currency, from the read models caught up once."""
-        key = (start, end)
+        conventions and currency, from the read models caught up once; ``kpis``: only those
+        (the period's whole scorecard serves, if it was computed)."""
+        names = None if kpis is None else tuple(kpis)
+        key = (start, end, names)
+        whole = self._scorecards.get((start, end, None))
+        if names is not None and whole is not None:
+            return [line for line in whole if line.name in names]
         if key not in self._scorecards:
             self.catch_up()
             self._scorecards[key] = self.service.scorecard(
@@ -125,6 +134,7 @@ class ReportContext:
                 known_at=self.request.known_at,
                 conventions=self.request.conventions,
                 currency=self.request.currency,
+                kpis=names,
                 **self.request.given_filters,
             )
         return self._scorecards[key]

@@ -1,5 +1,10 @@
 """The built-in sections of the report, in page order: KPI tiles, retention trends by
-quarter, the renewal pipeline by month, the health distribution and the accounts at risk.
+quarter, the renewal pipeline by month, the health distribution, the accounts at risk and
+today's priorities.
+
+The last three read the accounts' facts, from read models of built-in plugins (chiefly
+``builtin.workday``); when one of those read models is missing (the plugin is blocked), the
+section's data is ``{"skipped": reason}`` and the page shows the reason instead.
 
 Each is a :class:`~acctdomain.report.model.Section`: a ``gather`` function (JSON-ready data
 from the context) and a ``render`` function (HTML from that data). :data:`SECTIONS` is the
@@ -23,12 +28,15 @@ from acctdomain.report.model import ReportContext, Section, plain
 __all__ = [
     "AT_RISK",
     "AT_RISK_LIMIT",
+    "FACTS_READ_MODELS",
     "HEALTH",
     "KPIS",
     "LOWER_IS_BETTER",
     "PIPELINE",
     "PIPELINE_MONTHS",
     "SECTIONS",
+    "TODAY",
+    "TODAY_LIMIT",
     "TRENDS",
     "TREND_KPIS",
     "TREND_QUARTERS",
@@ -39,7 +47,9 @@ __all__ = [
     "pipeline_data",
     "quarters_ending",
     "shown_change",
+    "today_data",
     "trends_data",
+    "unavailable",
 ]
 
 TREND_KPIS = ("nrr", "grr", "customer_churn")
@@ -49,6 +59,10 @@ PIPELINE_MONTHS = 12
 """Months of renewals ahead in the pipeline (from the current month)."""
 AT_RISK_LIMIT = 25
 """Accounts listed at most among the accounts at risk (the count says how many there are)."""
+TODAY_LIMIT = 20
+"""Items of today's priorities listed at most (the default of ``acctdomain today``)."""
+FACTS_READ_MODELS = ("accounts", "kpi_facts", "attention", "account_plans", "stakeholders")
+"""The read models an account's facts come from (health, accounts at risk, priorities)."""
 BANDS = ("green", "yellow", "red", "unscored")
 BAND_COLOURS = {"green": "#38a169", "yellow": "#d69e2e", "red": "#e53e3e", "unscored": "#a0aec0"}
 TREND_COLOURS = ("#2b6cb0", "#38a169", "#e53e3e", "#805ad5", "#dd6b20")
@@ -213,9 +227,11 @@ def trends_data(context: ReportContext) -> dict[str, Any]:
     a quarter's figure and, as its previous period, the quarter before."""
     quarters = quarters_ending(context.request.end, TREND_QUARTERS)
     found: dict[str, dict[str, Any]] = {}
+    registered = context.service.plugins.kpis()
+    trend_kpis = [name for name in TREND_KPIS if name in registered]  # only these computed
     for index in range(len(quarters) - 1, -1, -2):
         _, first, last = quarters[index]
-        for line in context.scorecard(first, last):
+        for line in context.scorecard(first, last, kpis=trend_kpis):
             if line.name not in TREND_KPIS:
                 continue
             row = found.setdefault(
@@ -402,12 +418,38 @@ def render_pipeline(data: dict[str, Any], charts: Charts) -> str:
 PIPELINE = Section("pipeline", "Renewal pipeline by month", pipeline_data, render_pipeline)
 
 
+# --- sections on the accounts' facts --------------------------------------------------------------
+
+
+def unavailable(context: ReportContext) -> dict[str, Any] | None:
+    """``{"skipped": reason}`` when a read model of :data:`FACTS_READ_MODELS` is not
+    registered (a built-in plugin such as ``builtin.workday`` is blocked), else None."""
+    registered = set(context.service.projections.names)
+    missing = [name for name in FACTS_READ_MODELS if name not in registered]
+    if not missing:
+        return None
+    return {
+        "skipped": f"not shown: no plugin registers the read model(s) {', '.join(missing)} "
+        "(is the built-in plugin builtin.workday blocked?)"
+    }
+
+
+def _skipped(data: dict[str, Any]) -> str | None:
+    """The note of a skipped section, or None."""
+    if "skipped" not in data:
+        return None
+    return f'<p class="note" data-skipped>{escape(data["skipped"])}</p>'
+
+
 # --- health ---------------------------------------------------------------------------------------
 
 
 def health_data(context: ReportContext) -> dict[str, Any]:
     """How many active accounts in scope are in each health band now (``service.health``:
-    the registered signals; ``unscored`` when no signal had anything to say)."""
+    the registered signals over the accounts' facts, from read models; ``unscored`` when no
+    signal had anything to say)."""
+    if (skipped := unavailable(context)) is not None:
+        return skipped
     counts = dict.fromkeys(BANDS, 0)
     for score in context.health().values():
         counts[score.band or "unscored"] += 1
@@ -420,6 +462,8 @@ def health_data(context: ReportContext) -> dict[str, Any]:
 
 def render_health(data: dict[str, Any], charts: Charts) -> str:
     """A bar per band."""
+    if (note := _skipped(data)) is not None:
+        return note
     chart = charts.chart(
         "health",
         {
@@ -452,6 +496,8 @@ def at_risk_data(context: ReportContext) -> dict[str, Any]:
     """The accounts in the red health band, largest ARR first (in the reporting currency;
     accounts without a rate after those with one), at most :data:`AT_RISK_LIMIT` of them;
     ``count`` says how many there are."""
+    if (skipped := unavailable(context)) is not None:
+        return skipped
     scores = context.health()
     found = []
     for row in context.accounts():
@@ -501,6 +547,8 @@ def _money_cell(text: str | None) -> str:
 
 def render_at_risk(data: dict[str, Any], charts: Charts) -> str:
     """A table of the accounts at risk."""
+    if (note := _skipped(data)) is not None:
+        return note
     if not data["accounts"]:
         return '<p class="note">No account is in the red band.</p>'
     rows = "".join(
@@ -542,5 +590,75 @@ def render_at_risk(data: dict[str, Any], charts: Charts) -> str:
 AT_RISK = Section("at_risk", "Accounts at risk", at_risk_data, render_at_risk)
 
 
-SECTIONS: tuple[Section, ...] = (KPIS, TRENDS, PIPELINE, HEALTH, AT_RISK)
+# --- today's priorities ---------------------------------------------------------------------------
+
+
+def today_data(context: ReportContext) -> dict[str, Any]:
+    """What to do today, ranked, with the reasons: exactly what ``acctdomain today --json
+    --on DAY`` prints for the day of ``now`` (the ``--manager`` filter's manager, else every
+    manager; the first :data:`TODAY_LIMIT` items). With a segment, manager-type or product
+    filter, the day of the active accounts in scope instead (ranked among themselves)."""
+    if (skipped := unavailable(context)) is not None:
+        return skipped
+    # The workday plugin's views (the read models are checked above).
+    from acctdomain.builtin.day import prioritise, today
+    from acctdomain.builtin.facts import account_facts
+    from acctdomain.builtin.workday_cli import day_report
+
+    context.catch_up()
+    request, service, day = context.request, context.service, context.today
+    filters = request.given_filters
+    manager = filters.pop("manager", None)
+    if filters:
+        book = (
+            account_facts(service.read_model, row["account_id"], today=day)
+            for row in context.accounts()
+        )
+        ranked = prioritise(book, today=day, manager=manager, limit=TODAY_LIMIT)
+    else:
+        ranked = today(service, manager, on=day, limit=TODAY_LIMIT, catch_up=False)
+    return day_report(ranked, request.db)
+
+
+def render_today(data: dict[str, Any], charts: Charts) -> str:
+    """A table of the day's items: rank, score, account, what, and why."""
+    if (note := _skipped(data)) is not None:
+        return note
+    who = data["manager"] or "every manager"
+    summary = f"{who} on {data['day']} ({data['accounts']} accounts)"
+    if not data["items"]:
+        return f'<p class="note">{escape(f"Nothing needs attention for {summary}.")}</p>'
+    rows = "".join(
+        f'<tr data-priority="{item["rank"]}" data-kind="{escape(item["kind"])}"'
+        f' data-account="{escape(item["account_id"])}" style="vertical-align: top">'
+        f'<td class="number rank">{item["rank"]}</td>'
+        f'<td class="number score">{item["score"]:.1f}</td>'
+        f'<td class="account">{escape(item["account"])}</td>'
+        f'<td class="what">{escape(item["title"])}</td>'
+        '<td class="why"><ul class="reasons" style="margin: 0; padding-left: 16px">'
+        + "".join(f"<li>{escape(reason)}</li>" for reason in item["reasons"])
+        + "</ul></td></tr>"
+        for item in data["items"]
+    )
+    head = "".join(
+        f'<th class="{kind}">{escape(title)}</th>'
+        for title, kind in (
+            ("#", "number"),
+            ("score", "number"),
+            ("account", ""),
+            ("what", ""),
+            ("why", ""),
+        )
+    )
+    shown_items = f"The first {len(data['items'])} items for {summary}"
+    return (
+        f'<p class="note">{escape(shown_items)}</p>'
+        f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    )
+
+
+TODAY = Section("today", "Today's priorities", today_data, render_today)
+
+
+SECTIONS: tuple[Section, ...] = (KPIS, TRENDS, PIPELINE, HEALTH, AT_RISK, TODAY)
 """The report's sections, in page order."""
