@@ -4,18 +4,21 @@ the account facts: every rank explained, and the loudest customer not winning by
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
 from acctdomain import AccountService, CsatScore, Money, NpsScore, ProductLine
 from acctdomain.builtin.attention import AttentionProjection
 from acctdomain.builtin.day import Day, DaySettings, DayWeights, prioritise, today
 from acctdomain.builtin.facts import account_facts
 from acctdomain.builtin.targets import ServiceTargets
+from acctdomain.cli import build_app
 from acctdomain.errors import AccountNotFound, CommandRejected, InvalidValue
 from acctdomain.plugins import PluginHost
 from acctdomain.projections import ProjectionRunner
@@ -173,12 +176,83 @@ def test_weights_and_windows_are_configurable(memory_service: AccountService) ->
 def test_ties_come_by_kind_then_account_name(memory_service: AccountService) -> None:
     service = memory_service
     for name in ("Zeta", "Alpha", "Mid"):
-        open_active(service, name)  # never contacted: equally silent
+        open_active(service, name)  # opened 1 January, never contacted: equally silent
     day = day_of(service)
     assert [(i.account_name, i.kind) for i in day.items] == [
         ("Alpha", "silent_account"), ("Mid", "silent_account"), ("Zeta", "silent_account"),
     ]  # fmt: skip
-    assert {i.score for i in day.items} == {50.0}
+    assert {i.score for i in day.items} == {33.33}  # 25 x (1 + 15 / 45) x mid-market 1
+    assert day.items[0].reasons[0] == (
+        "never contacted since it was opened 60 days ago (more than 45)"
+    )
+
+
+def test_scores_tie_as_shown(memory_service: AccountService) -> None:
+    """An overdue tactic at 59.99999... and a silent account at 60.0 both show 60.0: the
+    graver kind (the tactic) comes first, as documented."""
+    service = memory_service
+    late = open_active(service, "Late", segment="enterprise")
+    contact(service, late, at(3, 1))
+    goal = service.set_goal(late, title="G", measure="", actor="amy", effective_at=at(1, 2))
+    strategy = service.add_strategy(
+        late, goal_id=goal.entity_id, description="S", actor="amy", effective_at=at(1, 2)
+    )
+    service.add_tactic(
+        late, strategy_id=strategy.entity_id, description="T", owner="amy",
+        due_on=date(2026, 2, 10), actor="amy", effective_at=at(1, 2),
+    )  # fmt: skip
+    quiet = open_active(service, "Quiet", segment="enterprise")
+    contact(service, quiet, at(1, 1))  # 60 days: silence 1 + 15/45
+    weights = DayWeights(silent_account=37.5)  # 37.5 x 4/3 x 1.2 = 60
+    day = day_of(service, settings=DaySettings(weights=weights))
+    assert [(i.account_name, i.kind, i.score) for i in day.items] == [
+        ("Late", "overdue_tactic", 60.0), ("Quiet", "silent_account", 60.0),
+    ]  # fmt: skip
+
+
+def test_a_new_account_is_not_silent_and_a_past_day_leaves_out_later_facts(
+    memory_service: AccountService,
+) -> None:
+    service = memory_service
+    fresh = service.open_account(
+        name="Fresh", segment="smb", industry="retail", currency="EUR", manager="amy",
+        manager_type="sales", actor="amy", effective_at=at(3, 1),
+    ).account_id  # fmt: skip
+    assert day_of(service).items == ()
+    service.record_feedback(fresh, score=NpsScore(2), actor="amy", effective_at=at(3, 20))
+    service.raise_issue(
+        fresh, title="Later", severity="critical", category="c", actor="amy",
+        effective_at=at(3, 25),
+    )  # fmt: skip
+    assert day_of(service).items == ()  # both are after 2 March
+    facts = account_facts(service.read_model, fresh, today=TODAY)
+    assert (facts.awaiting_follow_up, facts.open_issues, facts.surveys["nps"]) == ((), (), ())
+
+
+def test_the_oldest_unhappy_answer_comes_first_even_when_backdated(
+    memory_service: AccountService,
+) -> None:
+    service = memory_service
+    acme = open_active(service, "Acme")
+    contact(service, acme, at(1, 2))
+    service.record_feedback(acme, score=NpsScore(3), actor="amy", effective_at=at(3, 1))
+    service.record_feedback(acme, score=NpsScore(2), actor="amy", effective_at=at(1, 20))
+    [item] = [i for i in day_of(service).items if i.kind == "detractor"]
+    assert item.reasons[:2] == (
+        "2 unhappy answer(s) without a contact since: NPS 2, NPS 3",
+        "the oldest waits for 41 days",
+    )
+
+
+def test_user_text_is_printed_as_is(tmp_path: Path) -> None:
+    db = str(tmp_path / "book.db")
+    with AccountService(db, plugins=PluginHost(entry_points=False)) as service:
+        open_active(service, "Acme [/] [bold]")
+    app = build_app(PluginHost(entry_points=False))
+    for command in ("today", "portfolio"):
+        result = CliRunner().invoke(app, [command, "--db", db, "--on", "2026-03-02"])
+        assert result.exit_code == 0, result.output
+        assert "Acme [/] [bold]" in result.stdout
 
 
 def test_empty_and_churned_accounts_need_nothing(memory_service: AccountService) -> None:
@@ -194,6 +268,8 @@ def test_bad_settings_and_arguments_are_refused(memory_service: AccountService) 
     service = memory_service
     with pytest.raises(InvalidValue, match=r"weights\.renewal"):
         DayWeights(renewal=-1)
+    with pytest.raises(InvalidValue, match=r"weights\.renewal"):
+        DayWeights(renewal=float("inf"))
     with pytest.raises(InvalidValue, match=r"weights\.severity"):
         DayWeights(severity={"critical": 1.0})
     with pytest.raises(InvalidValue, match="renewal_window"):

@@ -82,6 +82,10 @@ def test_weights_are_checked_and_a_blocked_workday_is_a_clear_error(
         memory_service.health(acme, weights={"mood": 1})
     with pytest.raises(InvalidValue, match=r"weights\.nps"):
         memory_service.health(acme, weights={"nps": -1})
+    with pytest.raises(InvalidValue, match=r"weights\.nps"):
+        memory_service.health(acme, weights={"nps": float("inf")})
+    with pytest.raises(InvalidValue, match="now"):
+        memory_service.health(acme, now=datetime(2026, 3, 2, 12))  # naive
     only = memory_service.health(
         acme, weights=dict.fromkeys(memory_service.plugins.health_signals(), 0) | {"engagement": 1}
     )

@@ -88,9 +88,10 @@ def test_the_quarter_in_business_time(memory_service: AccountService) -> None:
     )
     figures = summary.figures
     assert (figures.arr_start, figures.arr_end) == (eur(10_000), eur(11_500))
-    assert (figures.expansion, figures.contraction, figures.arr_change) == (
-        eur(2_000), eur(500), eur(1_500),
+    assert (figures.new, figures.expansion, figures.contraction, figures.churned) == (
+        eur(0), eur(2_000), eur(500), eur(0),
     )  # fmt: skip
+    assert figures.arr_change == eur(1_500)
     assert (figures.nps_answers, figures.nps_mean) == ((9, 5), Decimal(7))
     assert (figures.csat_answers, figures.csat_satisfied) == ((4, 2), Decimal("0.5"))
     assert figures.median_first_response_hours == Decimal("2.0")
@@ -113,6 +114,30 @@ def test_a_quiet_quarter_and_one_before_the_account(memory_service: AccountServi
         qbr_summary(memory_service, UUID(int=1), year=2026, quarter=1)
 
 
+def test_the_movements_add_up_to_the_change_of_arr(memory_service: AccountService) -> None:
+    service = memory_service
+    acme = quarter_of_acme(service)  # 12,500 EUR of core by April
+    amy = {"actor": "amy"}
+    service.cross_sell(acme, product="audit", arr=eur(500), effective_at=at(4, 10), **amy)
+    service.renew(  # a renewal at a lower value is contraction, not nothing
+        acme, term_end=date(2028, 1, 1), lines=[ProductLine("core", eur(9_000))],
+        effective_at=at(5, 1), **amy,
+    )  # fmt: skip
+    service.churn(acme, reason="price", detail="", effective_at=at(6, 1), **amy)
+    service.reactivate(
+        acme, term_end=date(2027, 6, 1), lines=[ProductLine("core", eur(4_000))],
+        effective_at=at(6, 20), **amy,
+    )  # fmt: skip
+    figures = qbr_summary(service, acme, year=2026, quarter=2).figures
+    assert (figures.arr_start, figures.arr_end) == (eur(11_500), eur(4_000))
+    assert (figures.new, figures.expansion, figures.contraction, figures.churned) == (
+        eur(4_000), eur(1_500), eur(4_000), eur(9_000),
+    )  # fmt: skip
+    assert figures.arr_change == (
+        figures.new + figures.expansion - figures.contraction - figures.churned
+    )
+
+
 def test_bad_arguments_are_refused(memory_service: AccountService) -> None:
     with pytest.raises(InvalidValue, match="quarter"):
         quarter_bounds(2026, 5)
@@ -122,6 +147,7 @@ def test_bad_arguments_are_refused(memory_service: AccountService) -> None:
         qbr_summary(memory_service, "acme", year=2026, quarter=1)  # type: ignore[arg-type]
     assert quarter_bounds(2024, 1) == (date(2024, 1, 1), date(2024, 3, 31))
     assert quarter_bounds(2026, 4) == (date(2026, 10, 1), date(2026, 12, 31))
+    assert quarter_bounds(9999, 4) == (date(9999, 10, 1), date(9999, 12, 31))
 
 
 def test_the_qbr_command(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
@@ -67,7 +68,12 @@ def check_weights(
         if name not in signals:
             known = ", ".join(sorted(signals))
             raise InvalidValue(f"weights.{name}", f"no such health signal (known: {known})")
-        if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight >= 0:
+        if (
+            isinstance(weight, bool)
+            or not isinstance(weight, int | float)
+            or not math.isfinite(weight)
+            or weight < 0
+        ):
             raise InvalidValue(f"weights.{name}", f"expected a number >= 0, got {weight!r}")
     return weights
 
@@ -84,6 +90,8 @@ def score_health(
     """Score the account of ``facts`` at ``now``. ``weights`` override the signals' own
     (checked by :func:`check_weights`). ``run`` calls one signal (the plugin host passes one
     that records a failing signal against its plugin and treats it as silent)."""
+    if not isinstance(now, datetime) or now.utcoffset() is None:
+        raise InvalidValue("now", f"expected a timezone-aware datetime, got {now!r}")
     chosen = check_weights(weights, signals)
     verdicts = []
     for signal in signals.values():

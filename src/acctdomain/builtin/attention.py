@@ -8,8 +8,9 @@ One row per account (key: the account id's hex) in table ``attention``:
 - ``surveys``: the latest answers per survey kind (``nps``, ``csat``, ``ces``), at most
   :data:`KEPT_ANSWERS` each, oldest first, as ``[effective, score]``;
 - ``detractors``: the unhappy answers (NPS 0-6, CSAT 1-2) that no contact has followed yet,
-  as ``[effective, kind, score]``: a contact logged on the account at or after the answer's
-  effective time is its follow-up;
+  as ``[effective, kind, score]``, oldest first, at most :data:`KEPT_DETRACTORS` (the
+  longest waiting): a contact logged on the account at or after the answer's effective time
+  is its follow-up;
 - ``last_contact``: the latest effective time of a contact (None: never).
 
 Times are effective times as microseconds since 1970 UTC (see :func:`kpi_facts.micros`). The
@@ -26,11 +27,14 @@ from acctdomain.domain import events as ev
 from acctdomain.domain.values import CsatScore, NpsScore
 from acctdomain.plugins import Projection, Rows
 
-__all__ = ["ATTENTION", "KEPT_ANSWERS", "AttentionProjection", "is_unhappy"]
+__all__ = ["ATTENTION", "KEPT_ANSWERS", "KEPT_DETRACTORS", "AttentionProjection", "is_unhappy"]
 
 ATTENTION = "attention"
 KEPT_ANSWERS = 6
 """Answers kept per survey kind: enough for a trend (the last three against the three before)."""
+KEPT_DETRACTORS = 32
+"""Unhappy answers kept waiting for a follow-up: the longest waiting ones (the day's volume
+factor stops growing at 16), so an account nobody contacts does not grow its row forever."""
 
 
 def is_unhappy(score: object) -> bool:
@@ -121,7 +125,10 @@ def _change(event: Any, row: dict[str, Any]) -> bool:
         del answers[:-KEPT_ANSWERS]
         last = row["last_contact"]
         if is_unhappy(event.score) and (last is None or last < at):
-            row["detractors"].append([at, kind, event.score.value])
+            waiting = row["detractors"]
+            waiting.append([at, kind, event.score.value])
+            waiting.sort(key=lambda answer: answer[0])  # a backdated answer takes its place
+            del waiting[KEPT_DETRACTORS:]
         return True
     if isinstance(event, ev.ContactLogged):
         if row["last_contact"] is None or at > row["last_contact"]:

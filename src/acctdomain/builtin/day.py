@@ -70,8 +70,17 @@ KIND_ORDER: dict[str, int] = {
 
 
 def _positive(instance: object, attribute: attrs.Attribute[float], value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+    if not _finite_non_negative(value):
         raise InvalidValue(f"weights.{attribute.name}", f"expected a number >= 0, got {value!r}")
+
+
+def _finite_non_negative(value: object) -> bool:
+    return (
+        not isinstance(value, bool)
+        and isinstance(value, int | float)
+        and math.isfinite(value)
+        and value >= 0
+    )
 
 
 def _factors(
@@ -81,7 +90,7 @@ def _factors(
     if not isinstance(value, Mapping) or {str(k) for k in value} != keys:
         raise InvalidValue(f"weights.{attribute.name}", f"expected a factor for each of {keys}")
     for key, factor in value.items():
-        if isinstance(factor, bool) or not isinstance(factor, int | float) or not factor >= 0:
+        if not _finite_non_negative(factor):
             raise InvalidValue(f"weights.{attribute.name}.{key}", "expected a number >= 0")
 
 
@@ -145,7 +154,7 @@ class Factor:
 @attrs.frozen(kw_only=True)
 class Priority:
     """One thing to do today: its rank (1 first), score, the factors it is the product of, and
-    the reasons in words. ``item_id`` names the issue, tactic or renewal's account."""
+    the reasons in words. ``item_id`` names the issue or tactic (None for the other kinds)."""
 
     rank: int
     kind: PriorityKind
@@ -195,7 +204,8 @@ def prioritise(
             continue
         found.extend(_items(facts, now, chosen))
     found = [item for item in found if item.score > 0]
-    found.sort(key=lambda i: (-i.score, KIND_ORDER[i.kind], i.facts.name, str(i.item_id)))
+    # By the score as shown (two decimals), so that equal scores tie as the reader sees them.
+    found.sort(key=lambda i: (-round(i.score, 2), KIND_ORDER[i.kind], i.facts.name, str(i.item_id)))
     if limit is not None:
         found = found[:limit]
     return Day(
@@ -392,18 +402,20 @@ def _items(facts: AccountFacts, now: datetime, settings: DaySettings) -> Iterato
             ],
         )
 
-    silent = _days_since(facts.last_contact_at, now)
-    if silent is None or silent > settings.silent_after:
+    # Silence counts from the last contact, or from the opening for an account never contacted
+    # (a new account is not silent on its first day).
+    silent = _days_since(facts.last_contact_at or facts.opened_at, now)
+    if silent is not None and silent > settings.silent_after:
         after = settings.silent_after
-        quiet = (silent - after) / after if silent is not None else 1.0
+        quiet = (silent - after) / after
         yield item(
             "silent_account",
             "reach out: no contact for too long",
             [Factor("silence", 1 + min(quiet, 1.0))],
             [
-                "never contacted"
-                if silent is None
-                else f"last contact {silent} days ago (more than {after})"
+                f"last contact {silent} days ago (more than {after})"
+                if facts.last_contact_at is not None
+                else f"never contacted since it was opened {silent} days ago (more than {after})"
             ],
         )
 
@@ -446,9 +458,10 @@ def _volume_reason(count: int) -> list[str]:
 
 
 def _days_since(moment: datetime | None, now: datetime) -> int | None:
+    """Whole days from ``moment`` to ``now`` (0 for a moment after it); None for no moment."""
     if moment is None:
         return None
-    return (now.date() - moment.astimezone(UTC).date()).days
+    return max(0, (now.date() - moment.astimezone(UTC).date()).days)
 
 
 def _span(span: timedelta) -> str:

@@ -7,7 +7,12 @@ without follow-up), ``kpi_facts`` (revenue a year ago), ``account_plans`` and
 these facts, and the portfolio and the prioritised day are built from them: no event is read.
 
 The facts are the read models as they are now, looked at on ``today``: ``today`` sets the
-ages, the overdue items and the "year ago" of the revenue trend.
+ages, the overdue items, the ARR (from the revenue history) and the "year ago" of the revenue
+trend. What is effective after the end of ``today`` is left out where the read models keep it
+(survey answers, open issues and requests, unhappy answers); what was closed since (an issue
+resolved, a request answered) cannot come back, and the status, renewal and last contact are
+the current ones. For a past day exactly as it was known, read the read models as known then
+(``acctdomain.audit.read_models_as_known_at``).
 """
 
 from __future__ import annotations
@@ -94,8 +99,9 @@ class AccountFacts:
     manager_type: ManagerType
     status: AccountStatus
     currency: str
-    arr: Money
-    arr_year_ago: Money | None  # None: the account had no contract a year before ``today``
+    opened_at: datetime
+    arr: Money  # at the end of ``today``
+    arr_year_ago: Money | None  # None: no contract had started 365 days before (0: churned)
     renewal_due_on: date | None
     term_end: date | None
     last_contact_at: datetime | None
@@ -124,6 +130,10 @@ def account_facts(read_models: ReadModels, account_id: UUID, *, today: date) -> 
     row = account_row(read_models("accounts"), "accounts", "accounts", account)
     attention = account_row(read_models("attention"), "attention", ATTENTION, account)
     currency = row["currency"]
+    end = micros(datetime.combine(day, time.max, tzinfo=UTC))
+    arr, arr_year_ago = arr_on_days(
+        read_models("kpi_facts"), account, (day, day - timedelta(days=365)), currency
+    )
     return AccountFacts(
         account_id=account,
         today=day,
@@ -134,19 +144,24 @@ def account_facts(read_models: ReadModels, account_id: UUID, *, today: date) -> 
         manager_type=ManagerType(row["manager_type"]),
         status=AccountStatus(row["status"]),
         currency=currency,
-        arr=_total(row["lines"].values(), currency),
-        arr_year_ago=arr_on(read_models("kpi_facts"), account, day - timedelta(days=365), currency),
+        opened_at=row["opened_at"],
+        arr=arr or Money.zero(currency),
+        arr_year_ago=arr_year_ago,
         renewal_due_on=row["renewal_due_on"],
         term_end=row["term_end"],
         last_contact_at=row["last_contact_at"],
-        open_issues=tuple(sorted(_issues(attention["issues"]), key=lambda i: i.raised_at)),
-        open_requests=tuple(sorted(_requests(attention["requests"]), key=lambda r: r.received_at)),
+        open_issues=tuple(sorted(_issues(attention["issues"], end), key=lambda i: i.raised_at)),
+        open_requests=tuple(
+            sorted(_requests(attention["requests"], end), key=lambda r: r.received_at)
+        ),
         surveys={
-            kind: tuple(SurveyAnswer(moment(at), kind, score) for at, score in answers)
+            kind: tuple(SurveyAnswer(moment(at), kind, score) for at, score in answers if at <= end)
             for kind, answers in sorted(attention["surveys"].items())
         },
         awaiting_follow_up=tuple(
-            SurveyAnswer(moment(at), kind, score) for at, kind, score in attention["detractors"]
+            SurveyAnswer(moment(at), kind, score)
+            for at, kind, score in sorted(attention["detractors"], key=lambda d: d[0])
+            if at <= end
         ),
         plan=account_plan(read_models("account_plans"), account, today=day),
         stakeholders=stakeholder_map(read_models("stakeholders"), account, today=day),
@@ -155,41 +170,51 @@ def account_facts(read_models: ReadModels, account_id: UUID, *, today: date) -> 
 
 def arr_on(kpi_facts: ReadModel, account_id: UUID, day: date, currency: str) -> Money | None:
     """The account's ARR at the end of ``day`` from the ``kpi_facts`` revenue history (the
-    lines left by the last revenue fact effective by then); None before its first contract."""
-    until = micros(datetime.combine(day, time.max, tzinfo=UTC))
-    lines: dict[str, str] | None = None
+    lines left by the last revenue fact effective by then; 0 after a churn); None before its
+    first contract."""
+    return arr_on_days(kpi_facts, account_id, (day,), currency)[0]
+
+
+def arr_on_days(
+    kpi_facts: ReadModel, account_id: UUID, days: tuple[date, ...], currency: str
+) -> tuple[Money | None, ...]:
+    """:func:`arr_on` for several days, reading the revenue history once."""
+    ends = [micros(datetime.combine(day, time.max, tzinfo=UTC)) for day in days]
+    found: list[dict[str, str] | None] = [None] * len(days)
     for _, row in kpi_facts.scan(REVENUE, f"{account_id.hex}:"):
         for effective, _recorded, _kind, after in row["revenue"]:
-            if effective > until:
-                break
-            lines = after
-    if lines is None:
-        return None
-    return Money(sum((Decimal(amount) for amount in lines.values()), Decimal(0)), currency)
+            for index, until in enumerate(ends):
+                if effective <= until:
+                    found[index] = after
+    return tuple(
+        None
+        if lines is None
+        else Money(sum((Decimal(amount) for amount in lines.values()), Decimal(0)), currency)
+        for lines in found
+    )
 
 
-def _total(amounts: Any, currency: str) -> Money:
-    total = Money.zero(currency)
-    for amount in amounts:
-        total += amount
-    return total
-
-
-def _issues(issues: Mapping[str, dict[str, Any]]) -> list[OpenIssue]:
+def _issues(issues: Mapping[str, dict[str, Any]], end: int) -> list[OpenIssue]:
     return [
         OpenIssue(
             issue_id=UUID(key),
             severity=IssueSeverity(issue["severity"]),
             raised_at=moment(issue["raised"]),
-            first_response_at=None if issue["responded"] is None else moment(issue["responded"]),
+            first_response_at=(
+                None
+                if issue["responded"] is None or issue["responded"] > end
+                else moment(issue["responded"])
+            ),
             escalated_to=tuple(issue["escalated"]),
         )
         for key, issue in issues.items()
+        if issue["raised"] <= end
     ]
 
 
-def _requests(requests: Mapping[str, dict[str, Any]]) -> list[OpenRequest]:
+def _requests(requests: Mapping[str, dict[str, Any]], end: int) -> list[OpenRequest]:
     return [
         OpenRequest(UUID(key), Channel(request["channel"]), moment(request["received"]))
         for key, request in requests.items()
+        if request["received"] <= end
     ]

@@ -2,9 +2,9 @@
 
 What an account manager brings to a QBR: what happened in the quarter (counts by kind and the
 highlights: revenue changes, serious issues, goals reached, value delivered), the account's
-own figures (ARR at the start and the end, expansion and contraction, survey answers, issue
-timings), the issues still open at the quarter's end, the plan's progress then, and the value
-realised in the quarter.
+own figures (ARR at the start and the end and how it moved: new, expansion, contraction and
+churn, which add up to the change; survey answers; issue timings), the issues still open at
+the quarter's end, the plan's progress then, and the value realised in the quarter.
 
 Everything is in effective (business) time: an event belongs to the quarter its effective time
 falls in (UTC), whenever it was recorded. The summary reads the account's own events (one
@@ -29,7 +29,7 @@ from acctdomain.builtin.workday import require_account_id
 from acctdomain.domain import events as ev
 from acctdomain.domain.records import Issue
 from acctdomain.domain.values import CsatScore, IssueSeverity, Money, NpsScore
-from acctdomain.errors import InvalidValue
+from acctdomain.errors import AccountNotFound, InvalidValue
 
 if TYPE_CHECKING:
     from acctdomain.application.service import AccountService
@@ -46,8 +46,9 @@ def quarter_bounds(year: int, quarter: int) -> tuple[date, date]:
     if isinstance(quarter, bool) or not isinstance(quarter, int) or not 1 <= quarter <= 4:
         raise InvalidValue("quarter", f"expected 1, 2, 3 or 4, got {quarter!r}")
     first = date(year, 3 * quarter - 2, 1)
-    after = date(year + 1, 1, 1) if quarter == 4 else date(year, 3 * quarter + 1, 1)
-    return first, after - timedelta(days=1)
+    if quarter == 4:
+        return first, date(year, 12, 31)
+    return first, date(year, 3 * quarter + 1, 1) - timedelta(days=1)
 
 
 @attrs.frozen(kw_only=True)
@@ -57,8 +58,10 @@ class QbrFigures:
 
     arr_start: Money  # at the start of the first day
     arr_end: Money  # at the end of the last day
-    expansion: Money  # upsells and cross-sells
-    contraction: Money  # downgrades
+    new: Money  # contracts started and reactivations
+    expansion: Money  # upsells, cross-sells and renewals at a higher value
+    contraction: Money  # downgrades and renewals at a lower value
+    churned: Money  # the ARR lost to churn
     nps_answers: tuple[int, ...]
     nps_mean: Decimal | None
     csat_answers: tuple[int, ...]
@@ -68,7 +71,7 @@ class QbrFigures:
 
     @property
     def arr_change(self) -> Money:
-        """ARR at the end less ARR at the start."""
+        """ARR at the end less ARR at the start: ``new + expansion - contraction - churned``."""
         return self.arr_end - self.arr_start
 
 
@@ -124,36 +127,42 @@ def qbr_summary(
     )
 
 
-def _state_before(service: AccountService, account: UUID, start: date) -> Money | None:
-    """ARR at the end of the day before ``start`` (None: not opened yet)."""
-    from acctdomain.errors import AccountNotFound
-
+def _state_before(service: AccountService, account: UUID, start: date) -> dict[str, Money]:
+    """The product lines at the end of the day before ``start`` (none: not opened yet)."""
     try:
-        return service.get_account_as_effective_at(account, start - timedelta(days=1)).arr
+        state = service.get_account_as_effective_at(account, start - timedelta(days=1))
     except AccountNotFound:
-        return None
+        return {}
+    return {line.product: line.arr for line in state.lines}
 
 
 def _figures(
     inside: list[ev.AccountEvent],
-    before: Money | None,
+    before: dict[str, Money],
     arr_end: Money,
     history: Iterable[ev.AccountEvent],
     first: datetime,
     after: datetime,
 ) -> QbrFigures:
     zero = Money.zero(arr_end.currency)
-    expansion, contraction = zero, zero
+    movements = dict.fromkeys(("new", "expansion", "contraction", "churned"), zero)
+    lines = dict(before)
     nps: list[int] = []
     csat: list[int] = []
     resolutions: list[float] = []
-    for event in inside:
-        if isinstance(event, ev.Upsold):
-            expansion += event.added_arr
-        elif isinstance(event, ev.CrossSold):
-            expansion += event.arr
-        elif isinstance(event, ev.Downgraded):
-            contraction += event.reduced_by
+    for event in sorted(inside, key=lambda e: e.effective_at):
+        if isinstance(event, REVENUE_EVENTS):
+            was = _arr(lines, zero)
+            lines = _lines_after(event, lines)
+            change = _arr(lines, zero) - was
+            if isinstance(event, ev.ContractStarted | ev.Reactivated):
+                movements["new"] += change
+            elif isinstance(event, ev.Churned):
+                movements["churned"] -= change
+            elif change.amount > 0:
+                movements["expansion"] += change
+            else:
+                movements["contraction"] -= change
         elif isinstance(event, ev.FeedbackRecorded) and isinstance(event.score, NpsScore):
             nps.append(event.score.value)
         elif isinstance(event, ev.FeedbackRecorded) and isinstance(event.score, CsatScore):
@@ -176,10 +185,9 @@ def _figures(
         ):
             resolutions.append(_hours(event.effective_at - raised[event.issue_id]))
     return QbrFigures(
-        arr_start=before if before is not None else zero,
+        arr_start=_arr(before, zero),
         arr_end=arr_end,
-        expansion=expansion,
-        contraction=contraction,
+        **movements,
         nps_answers=tuple(nps),
         nps_mean=_mean(nps),
         csat_answers=tuple(csat),
@@ -189,6 +197,44 @@ def _figures(
         median_first_response_hours=_median(responses),
         median_resolution_hours=_median(resolutions),
     )
+
+
+REVENUE_EVENTS = (
+    ev.ContractStarted,
+    ev.Renewed,
+    ev.Reactivated,
+    ev.Churned,
+    ev.Upsold,
+    ev.CrossSold,
+    ev.Downgraded,
+)
+
+
+def _arr(lines: dict[str, Money], zero: Money) -> Money:
+    total = zero
+    for amount in lines.values():
+        total += amount
+    return total
+
+
+def _lines_after(event: ev.AccountEvent, lines: dict[str, Money]) -> dict[str, Money]:
+    """The product lines after a revenue event (as the aggregate changes them)."""
+    if isinstance(event, ev.ContractStarted | ev.Renewed | ev.Reactivated):
+        return {line.product: line.arr for line in event.lines}
+    if isinstance(event, ev.Churned):
+        return {}
+    changed = dict(lines)
+    if isinstance(event, ev.Upsold | ev.CrossSold):
+        added = event.added_arr if isinstance(event, ev.Upsold) else event.arr
+        changed[event.product] = changed.get(event.product, Money.zero(added.currency)) + added
+    elif isinstance(event, ev.Downgraded):
+        cut = event.reduced_by
+        left = changed.get(event.product, Money.zero(cut.currency)) - cut
+        if left.amount > 0:
+            changed[event.product] = left
+        else:
+            changed.pop(event.product, None)
+    return changed
 
 
 def _hours(span: timedelta) -> float:

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from acctdomain.builtin.day import Day, Priority, today
@@ -83,7 +84,7 @@ def print_day(report: dict[str, Any]) -> None:
     """The day as a table."""
     who = report["manager"] or "every manager"
     table = Table(
-        title=f"Priorities of {who} on {report['day']} ({report['accounts']} accounts)",
+        title=escape(f"Priorities of {who} on {report['day']} ({report['accounts']} accounts)"),
         title_justify="left",
     )
     for column in ("#", "score", "account", "what", "why"):
@@ -92,9 +93,9 @@ def print_day(report: dict[str, Any]) -> None:
         table.add_row(
             str(item["rank"]),
             f"{item['score']:.1f}",
-            item["account"],
-            item["title"],
-            "; ".join(item["reasons"]),
+            escape(item["account"]),
+            escape(item["title"]),
+            escape("; ".join(item["reasons"])),
         )
     _stdout().print(table)
 
@@ -194,14 +195,15 @@ def portfolio_command(
     health = ", ".join(f"{band} {count}" for band, count in report["health"].items())
     console.print(
         f"Portfolio of {report['manager'] or 'every manager'} on {report['day']}: "
-        f"ARR {arr or 'none'}; health {health}; {report['open_issues']} open issues"
+        f"ARR {arr or 'none'}; health {health}; {report['open_issues']} open issues",
+        markup=False,
     )
     table = Table(title="Accounts", title_justify="left")
     for column in ("account", "status", "ARR", "renewal", "health", "issues", "plan"):
         table.add_column(column, justify="right" if column in ("ARR", "issues") else "left")
     for row in report["accounts"]:
         table.add_row(
-            row["name"],
+            escape(row["name"]),
             row["status"],
             f"{row['arr']} {row['currency']}",
             row["renewal_due_on"] or "",
@@ -262,8 +264,10 @@ def qbr_report(summary: QbrSummary, where: str) -> dict[str, Any]:
             "arr_start": _money(figures.arr_start),
             "arr_end": _money(figures.arr_end),
             "arr_change": _money(figures.arr_change),
+            "new": _money(figures.new),
             "expansion": _money(figures.expansion),
             "contraction": _money(figures.contraction),
+            "churned": _money(figures.churned),
             "nps_answers": list(figures.nps_answers),
             "nps_mean": _decimal(figures.nps_mean, 2),
             "csat_answers": list(figures.csat_answers),
@@ -321,7 +325,9 @@ def qbr_command(
     console.print(
         f"QBR {report['quarter']} of {report['account']} ({report['manager']}): "
         f"ARR {f['arr_start']} -> {f['arr_end']} {report['currency']} "
-        f"(+{f['expansion']} expansion, -{f['contraction']} contraction)"
+        f"(+{f['new']} new, +{f['expansion']} expansion, -{f['contraction']} contraction, "
+        f"-{f['churned']} churned)",
+        markup=False,
     )
     table = Table(title="What happened", title_justify="left")
     table.add_column("kind")
