@@ -19,7 +19,7 @@ row holds what is open and a bounded tail of answers, so it never grows with the
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 from uuid import UUID
 
 from acctdomain.builtin.kpi_facts import SURVEY_KINDS, micros
@@ -61,7 +61,8 @@ class AttentionProjection(Projection):
         ev.ContactLogged,
     )
     description = "One row per account: open issues and requests, survey answers, detractors."
-    cache_rows: ClassVar[bool] = True
+    # Not cached between rebuild batches: a long history fills the row up to its bounds, and
+    # 10,000 decoded rows kept for the whole rebuild made its memory grow with the events.
 
     def account_share(self, account_id: UUID) -> dict[str, str]:
         """The account's row is under its hex (which has a fixed length)."""

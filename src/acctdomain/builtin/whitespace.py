@@ -90,8 +90,8 @@ class WhiteSpaceProjection(Projection):
         *_UNIT_EVENTS,
     )
     description = "One row per account: lines, business units, adoptions and open opportunities."
-    # Rows are built fresh or changed through ``rows``, never kept nor shared between rows.
-    cache_rows: ClassVar[bool] = True
+    # Not cached between rebuild batches: rows grow with the account's units and lines, and
+    # keeping them all decoded made a rebuild's memory grow with the history.
 
     def account_share(self, account_id: UUID) -> dict[str, str]:
         """The account's row is under its hex (which has a fixed length)."""
