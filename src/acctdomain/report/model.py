@@ -182,9 +182,12 @@ class ReportContext:
     def health(self) -> dict[UUID, HealthScore]:
         """``service.health`` of every account of :meth:`accounts`, at ``now``."""
         if self._health is None:
+            accounts = self.accounts()  # caught up once, here
             self._health = {
-                row["account_id"]: self.service.health(row["account_id"], now=self.now)
-                for row in self.accounts()
+                row["account_id"]: self.service.health(
+                    row["account_id"], now=self.now, catch_up=False
+                )
+                for row in accounts
             }
         return self._health
 
