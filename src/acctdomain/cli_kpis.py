@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from acctdomain.application import AccountService
 from acctdomain.application.kpi_settings import KpiSettings
 from acctdomain.application.scorecard import KpiResult, check_conventions, previous_period
 from acctdomain.cli_common import figure, parse_moment, quarter_before, shown
@@ -180,52 +181,114 @@ def _print(report: dict[str, Any]) -> None:
     _stdout().print(table)
 
 
+# The scorecard's options, shared with ``acctdomain report`` (which adds its own --known-at).
+PeriodOption = Annotated[
+    str | None,
+    typer.Option(
+        "--period",
+        metavar="PERIOD",
+        help="2026-Q1 (a quarter), 2026-03 (a month) or 2026 (a year); "
+        "default: the last complete quarter.",
+        show_default=False,
+    ),
+]
+StartOption = Annotated[
+    str | None,
+    typer.Option("--start", metavar="DATE", help="First day (with --end).", show_default=False),
+]
+EndOption = Annotated[
+    str | None,
+    typer.Option("--end", metavar="DATE", help="Last day (with --start).", show_default=False),
+]
+ManagerOption = Annotated[
+    str | None,
+    typer.Option("--manager", help="Only this manager's accounts.", show_default=False),
+]
+SegmentOption = Annotated[
+    str | None,
+    typer.Option(
+        "--segment", help="Only this segment (smb, mid_market, enterprise).", show_default=False
+    ),
+]
+ManagerTypeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--manager-type",
+        help="Only accounts whose manager is of this type (sales, technical, strategic).",
+        show_default=False,
+    ),
+]
+ProductOption = Annotated[
+    str | None,
+    typer.Option(
+        "--product",
+        help="Only this product line (revenue figures are its own).",
+        show_default=False,
+    ),
+]
+CurrencyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--currency",
+        metavar="CODE",
+        help="Reporting currency (default: the store's settings).",
+        show_default=False,
+    ),
+]
+ConventionOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--convention",
+        metavar="NAME=CONVENTION",
+        help="How a KPI with several conventions is computed (repeatable).",
+        show_default=False,
+    ),
+]
+SettingsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--settings",
+        metavar="FILE",
+        help="Scorecard settings (TOML: reporting_currency, rates, gross_margin); "
+        "default: $ACCTDOMAIN_KPI_SETTINGS.",
+        show_default=False,
+    ),
+]
+
+
+def load_settings(settings: Path | None) -> KpiSettings | None:
+    """The scorecard settings of ``--settings`` (None without it); a bad file ends the
+    command with one line."""
+    if settings is None:
+        return None
+    try:
+        return KpiSettings.from_toml(settings)
+    except InvalidValue as error:
+        _fail(f"--settings: {error.reason}")
+
+
+def use_settings(
+    service: AccountService, settings: KpiSettings | None, conventions: dict[str, str]
+) -> None:
+    """Give ``service`` the ``--settings`` (if any) and check ``--convention`` against its
+    KPIs; a mistake ends the command with one line."""
+    if settings is not None:
+        service.kpi_settings = settings
+    try:
+        check_conventions(service.plugins.kpis(), conventions)
+    except InvalidValue as error:
+        _fail(f"--convention: {error.reason}")
+
+
 def kpis(
     ctx: typer.Context,
-    period: Annotated[
-        str | None,
-        typer.Option(
-            "--period",
-            metavar="PERIOD",
-            help="2026-Q1 (a quarter), 2026-03 (a month) or 2026 (a year); "
-            "default: the last complete quarter.",
-            show_default=False,
-        ),
-    ] = None,
-    start: Annotated[
-        str | None,
-        typer.Option("--start", metavar="DATE", help="First day (with --end).", show_default=False),
-    ] = None,
-    end: Annotated[
-        str | None,
-        typer.Option("--end", metavar="DATE", help="Last day (with --start).", show_default=False),
-    ] = None,
-    manager: Annotated[
-        str | None,
-        typer.Option("--manager", help="Only this manager's accounts.", show_default=False),
-    ] = None,
-    segment: Annotated[
-        str | None,
-        typer.Option(
-            "--segment", help="Only this segment (smb, mid_market, enterprise).", show_default=False
-        ),
-    ] = None,
-    manager_type: Annotated[
-        str | None,
-        typer.Option(
-            "--manager-type",
-            help="Only accounts whose manager is of this type (sales, technical, strategic).",
-            show_default=False,
-        ),
-    ] = None,
-    product: Annotated[
-        str | None,
-        typer.Option(
-            "--product",
-            help="Only this product line (revenue figures are its own).",
-            show_default=False,
-        ),
-    ] = None,
+    period: PeriodOption = None,
+    start: StartOption = None,
+    end: EndOption = None,
+    manager: ManagerOption = None,
+    segment: SegmentOption = None,
+    manager_type: ManagerTypeOption = None,
+    product: ProductOption = None,
     known_at: Annotated[
         str | None,
         typer.Option(
@@ -235,44 +298,14 @@ def kpis(
             show_default=False,
         ),
     ] = None,
-    currency: Annotated[
-        str | None,
-        typer.Option(
-            "--currency",
-            metavar="CODE",
-            help="Reporting currency (default: the store's settings).",
-            show_default=False,
-        ),
-    ] = None,
-    convention: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--convention",
-            metavar="NAME=CONVENTION",
-            help="How a KPI with several conventions is computed (repeatable).",
-            show_default=False,
-        ),
-    ] = None,
-    settings: Annotated[
-        Path | None,
-        typer.Option(
-            "--settings",
-            metavar="FILE",
-            help="Scorecard settings (TOML: reporting_currency, rates, gross_margin); "
-            "default: $ACCTDOMAIN_KPI_SETTINGS.",
-            show_default=False,
-        ),
-    ] = None,
+    currency: CurrencyOption = None,
+    convention: ConventionOption = None,
+    settings: SettingsOption = None,
     db: Db = None,
     as_json: AsJson = False,
 ) -> None:
     """The scorecard of a period: every KPI, and the period before beside it."""
-    kpi_settings = None
-    if settings is not None:
-        try:
-            kpi_settings = KpiSettings.from_toml(settings)
-        except InvalidValue as error:
-            _fail(f"--settings: {error.reason}")
+    kpi_settings = load_settings(settings)
     first, last = _period(period, start, end)
     filters = _filters(manager, segment, manager_type, product)
     known = _known_at(known_at)
@@ -280,12 +313,7 @@ def kpis(
     reporting = _currency(currency)
     given: dict[str, Any] = {name: value for name, value in filters.items() if value}
     with _session(ctx, db) as (service, where):
-        if kpi_settings is not None:
-            service.kpi_settings = kpi_settings
-        try:
-            check_conventions(service.plugins.kpis(), conventions)
-        except InvalidValue as error:
-            _fail(f"--convention: {error.reason}")
+        use_settings(service, kpi_settings, conventions)
         lines = service.scorecard(
             first,
             last,

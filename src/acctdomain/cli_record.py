@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Annotated, Any, Final
@@ -28,6 +28,7 @@ from eventsourcing.utils import get_topic
 
 from acctdomain.application import AccountService
 from acctdomain.cli_common import NaiveTime, parse_moment
+from acctdomain.cli_kpis import _day
 from acctdomain.cli_projections import AsJson, Db, _echo_json, _fail, _Plugins, _session, _stdout
 from acctdomain.domain import events as ev
 from acctdomain.domain.identifiers import account_id_for
@@ -110,13 +111,6 @@ def _integer(option: str, text: str) -> int:
         return int(text)
     except ValueError:
         _fail(f"{option}: expected a whole number, got {text!r}")
-
-
-def _day(option: str, text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        _fail(f"{option}: expected a date (YYYY-MM-DD), got {text!r}")
 
 
 def _uuid(option: str, text: str) -> UUID:

@@ -15,11 +15,26 @@ from typing import Annotated, Any
 
 import typer
 
-from acctdomain.application.kpi_settings import KpiSettings
-from acctdomain.application.scorecard import check_conventions
-from acctdomain.cli_kpis import _conventions, _currency, _filters, _known_at, _period
+from acctdomain.cli_kpis import (
+    ConventionOption,
+    CurrencyOption,
+    EndOption,
+    ManagerOption,
+    ManagerTypeOption,
+    PeriodOption,
+    ProductOption,
+    SegmentOption,
+    SettingsOption,
+    StartOption,
+    _conventions,
+    _currency,
+    _filters,
+    _known_at,
+    _period,
+    load_settings,
+    use_settings,
+)
 from acctdomain.cli_projections import Db, _echo_json, _fail, _Plugins, _session
-from acctdomain.errors import InvalidValue
 from acctdomain.plugins import PluginHost
 from acctdomain.report import SECTIONS, ReportRequest, gather_report, render_html, require_plotly
 
@@ -77,50 +92,13 @@ def report(
         Path,
         typer.Option("--out", metavar="FILE", help="The HTML file to write (replaced)."),
     ] = DEFAULT_OUT,
-    period: Annotated[
-        str | None,
-        typer.Option(
-            "--period",
-            metavar="PERIOD",
-            help="2026-Q1 (a quarter), 2026-03 (a month) or 2026 (a year); "
-            "default: the last complete quarter.",
-            show_default=False,
-        ),
-    ] = None,
-    start: Annotated[
-        str | None,
-        typer.Option("--start", metavar="DATE", help="First day (with --end).", show_default=False),
-    ] = None,
-    end: Annotated[
-        str | None,
-        typer.Option("--end", metavar="DATE", help="Last day (with --start).", show_default=False),
-    ] = None,
-    manager: Annotated[
-        str | None,
-        typer.Option("--manager", help="Only this manager's accounts.", show_default=False),
-    ] = None,
-    segment: Annotated[
-        str | None,
-        typer.Option(
-            "--segment", help="Only this segment (smb, mid_market, enterprise).", show_default=False
-        ),
-    ] = None,
-    manager_type: Annotated[
-        str | None,
-        typer.Option(
-            "--manager-type",
-            help="Only accounts whose manager is of this type (sales, technical, strategic).",
-            show_default=False,
-        ),
-    ] = None,
-    product: Annotated[
-        str | None,
-        typer.Option(
-            "--product",
-            help="Only this product line (revenue figures are its own).",
-            show_default=False,
-        ),
-    ] = None,
+    period: PeriodOption = None,
+    start: StartOption = None,
+    end: EndOption = None,
+    manager: ManagerOption = None,
+    segment: SegmentOption = None,
+    manager_type: ManagerTypeOption = None,
+    product: ProductOption = None,
     known_at: Annotated[
         str | None,
         typer.Option(
@@ -130,34 +108,9 @@ def report(
             show_default=False,
         ),
     ] = None,
-    currency: Annotated[
-        str | None,
-        typer.Option(
-            "--currency",
-            metavar="CODE",
-            help="Reporting currency (default: the store's settings).",
-            show_default=False,
-        ),
-    ] = None,
-    convention: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--convention",
-            metavar="NAME=CONVENTION",
-            help="How a KPI with several conventions is computed (repeatable).",
-            show_default=False,
-        ),
-    ] = None,
-    settings: Annotated[
-        Path | None,
-        typer.Option(
-            "--settings",
-            metavar="FILE",
-            help="Scorecard settings (TOML: reporting_currency, rates, gross_margin); "
-            "default: $ACCTDOMAIN_KPI_SETTINGS.",
-            show_default=False,
-        ),
-    ] = None,
+    currency: CurrencyOption = None,
+    convention: ConventionOption = None,
+    settings: SettingsOption = None,
     db: Db = None,
     as_json: Annotated[
         bool,
@@ -170,12 +123,7 @@ def report(
         require_plotly()
     except ImportError as error:
         _fail(str(error))
-    kpi_settings = None
-    if settings is not None:
-        try:
-            kpi_settings = KpiSettings.from_toml(settings)
-        except InvalidValue as error:
-            _fail(f"--settings: {error.reason}")
+    kpi_settings = load_settings(settings)
     first, last = _period(period, start, end)
     filters = _filters(manager, segment, manager_type, product)
     known = _known_at(known_at)
@@ -183,12 +131,7 @@ def report(
     reporting = _currency(currency)
     target = _output(out)
     with _session(ctx, db) as (service, where):
-        if kpi_settings is not None:
-            service.kpi_settings = kpi_settings
-        try:
-            check_conventions(service.plugins.kpis(), conventions)
-        except InvalidValue as error:
-            _fail(f"--convention: {error.reason}")
+        use_settings(service, kpi_settings, conventions)
         request = ReportRequest(
             start=first,
             end=last,

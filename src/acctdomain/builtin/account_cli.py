@@ -32,6 +32,7 @@ from acctdomain.builtin.stakeholders import (
     stakeholder_map,
 )
 from acctdomain.builtin.whitespace import PipelineItem, WhiteSpace, white_space
+from acctdomain.builtin.workday_cli import parse_on
 from acctdomain.cli_audit import timeline_command
 from acctdomain.cli_common import amount
 from acctdomain.cli_projections import AsJson, Db, _echo_json, _fail, _session, _stdout
@@ -82,15 +83,6 @@ def account_app() -> typer.Typer:
 
 
 # --- helpers ----------------------------------------------------------------------------------
-
-
-def _day(text: str | None) -> date | None:
-    if text is None:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        _fail(f"--on: expected a date like 2026-03-31, got {text!r}")
 
 
 def _iso(value: date | datetime | None) -> str | None:
@@ -329,7 +321,7 @@ def show_command(
     as_json: AsJson = False,
 ) -> None:
     """The account: identity, status, lines, renewal, stakeholders, open items, surveys, health."""
-    day = _day(on)
+    day = parse_on(on)
     with _account(ctx, db, account) as (service, where, account_id):
         if day is None:
             state = service.get_account(account_id)
@@ -449,7 +441,7 @@ def plan_command(
     ctx: typer.Context, account: Account, on: On = None, db: Db = None, as_json: AsJson = False
 ) -> None:
     """The account plan: goals, strategies, tactics, progress and what is overdue."""
-    day = _day(on)
+    day = parse_on(on)
     with _account(ctx, db, account) as (service, where, account_id):
         service.catch_up()
         plan = account_plan(
@@ -540,7 +532,7 @@ def stakeholders_command(
     as_json: AsJson = False,
 ) -> None:
     """The stakeholder map: the people, when each was last met, and the map's gaps."""
-    day = _day(on)
+    day = parse_on(on)
     with _account(ctx, db, account) as (service, where, account_id):
         service.catch_up()
         found = stakeholder_map(

@@ -27,6 +27,7 @@ from acctdomain.errors import AccountNotFound
 
 __all__ = [
     "day_report",
+    "parse_on",
     "portfolio_command",
     "portfolio_report",
     "qbr_command",
@@ -44,7 +45,8 @@ On = Annotated[
 ]
 
 
-def _day(text: str | None) -> date | None:
+def parse_on(text: str | None) -> date | None:
+    """The day of ``--on`` (None without it); a malformed one ends with one line."""
     if text is None:
         return None
     try:
@@ -109,7 +111,7 @@ def today_command(
     as_json: AsJson = False,
 ) -> None:
     """What to do today, ranked, with the reasons behind each rank."""
-    day = _day(on)
+    day = parse_on(on)
     with _session(ctx, db) as (service, where):
         report = day_report(today(service, manager, on=day, limit=limit), where)
     if as_json:
@@ -184,7 +186,7 @@ def portfolio_command(
     as_json: AsJson = False,
 ) -> None:
     """A manager's book: ARR, renewals by month, health, open issues, plan progress."""
-    day = _day(on)
+    day = parse_on(on)
     with _session(ctx, db) as (service, where):
         report = portfolio_report(portfolio(service, manager, today=day, months=months), where)
     if as_json:
