@@ -322,7 +322,7 @@ def _items(facts: AccountFacts, now: datetime, settings: DaySettings) -> Iterato
                 Factor("lateness", 1 + min(late, 14) / 14),
             ],
             [
-                f"{issue.severity.value} issue raised {_ago(now - issue.raised_at)} ago, "
+                f"{issue.severity.value} issue raised {_span(now - issue.raised_at)} ago, "
                 f"{'no first response yet' if issue.first_response_at is None else 'responded'}",
                 f"past its {breach.stage} target of {_span(breach.limit)} "
                 f"by {_span(breach.overdue_by)}",
@@ -469,7 +469,3 @@ def _span(span: timedelta) -> str:
     if hours < 72:
         return f"{hours:.0f} h" if hours >= 1 else f"{span / timedelta(minutes=1):.0f} min"
     return f"{span / timedelta(days=1):.0f} days"
-
-
-def _ago(span: timedelta) -> str:
-    return _span(span)
