@@ -23,13 +23,16 @@ from uuid import UUID
 
 import attrs
 
+from acctdomain.builtin.kpi_facts import REVENUE, micros
 from acctdomain.builtin.plans import AccountPlan, account_plan
 from acctdomain.builtin.value import ValueRealised, value_realised
 from acctdomain.builtin.workday import require_account_id
 from acctdomain.domain import events as ev
+from acctdomain.domain.account import Account
 from acctdomain.domain.records import Issue
 from acctdomain.domain.values import CsatScore, IssueSeverity, Money, NpsScore
 from acctdomain.errors import AccountNotFound, InvalidValue
+from acctdomain.plugins import ReadModel
 
 if TYPE_CHECKING:
     from acctdomain.application.service import AccountService
@@ -105,12 +108,17 @@ def qbr_summary(
     start, end = quarter_bounds(year, quarter)
     if catch_up:
         service.catch_up()
-    at_end = service.get_account_as_effective_at(account, end)
-    before = _state_before(service, account, start)
-    history = service.history(account)
+    history = service.history(account)  # read once: the state at the end comes from it too
     first = datetime.combine(start, datetime.min.time(), tzinfo=UTC)
     after = first + timedelta(days=(end - start).days + 1)
+    closing = Account.as_effective_at(history, after - timedelta(microseconds=1))
+    if closing is None:
+        raise AccountNotFound(account, f"not opened yet at the end of {year}-Q{quarter}")
+    at_end = closing.state()
     inside = [e for e in history if first <= e.effective_at < after]
+    arr_start, movements = _movements(
+        service.read_model("kpi_facts"), account, first, after, Money.zero(at_end.currency)
+    )
     return QbrSummary(
         account_id=account,
         name=at_end.name,
@@ -120,50 +128,60 @@ def qbr_summary(
         end=end,
         happened=dict(sorted(Counter(type(e).__name__ for e in inside).items())),
         highlights=tuple(_highlights(sorted(inside, key=lambda e: e.effective_at), history)),
-        figures=_figures(inside, before, at_end.arr, history, first, after),
+        figures=_figures(inside, arr_start, movements, at_end.arr, history, first, after),
         open_issues=tuple(sorted(at_end.open_issues, key=lambda issue: issue.raised_at)),
         plan=account_plan(service.read_model("account_plans"), account, today=end),
         value=value_realised(service.read_model("value_realised"), account, start=start, end=end),
     )
 
 
-def _state_before(service: AccountService, account: UUID, start: date) -> dict[str, Money]:
-    """The product lines at the end of the day before ``start`` (none: not opened yet)."""
-    try:
-        state = service.get_account_as_effective_at(account, start - timedelta(days=1))
-    except AccountNotFound:
-        return {}
-    return {line.product: line.arr for line in state.lines}
+# Revenue facts of ``kpi_facts`` by the movement of ARR they make.
+_NEW = frozenset({"started", "reactivated"})
 
 
-def _figures(
-    inside: list[ev.AccountEvent],
-    before: dict[str, Money],
-    arr_end: Money,
-    history: Iterable[ev.AccountEvent],
-    first: datetime,
-    after: datetime,
-) -> QbrFigures:
-    zero = Money.zero(arr_end.currency)
+def _movements(
+    kpi_facts: ReadModel, account: UUID, first: datetime, after: datetime, zero: Money
+) -> tuple[Money, dict[str, Money]]:
+    """ARR at ``first`` and how it moved until ``after`` (new, expansion, contraction,
+    churned), from the account's revenue history in ``kpi_facts`` (the lines each revenue
+    fact left, in business-time order)."""
+    low, high = micros(first), micros(after)
     movements = dict.fromkeys(("new", "expansion", "contraction", "churned"), zero)
-    lines = dict(before)
-    nps: list[int] = []
-    csat: list[int] = []
-    resolutions: list[float] = []
-    for event in sorted(inside, key=lambda e: e.effective_at):
-        if isinstance(event, REVENUE_EVENTS):
-            was = _arr(lines, zero)
-            lines = _lines_after(event, lines)
-            change = _arr(lines, zero) - was
-            if isinstance(event, ev.ContractStarted | ev.Reactivated):
+    arr = arr_start = zero
+    for _, row in kpi_facts.scan(REVENUE, f"{account.hex}:"):
+        for effective, _recorded, kind, lines in row["revenue"]:
+            if effective >= high:
+                return arr_start, movements
+            total = Money(sum((Decimal(a) for a in lines.values()), Decimal(0)), zero.currency)
+            if effective < low:
+                arr = arr_start = total
+                continue
+            change, arr = total - arr, total
+            if kind in _NEW:
                 movements["new"] += change
-            elif isinstance(event, ev.Churned):
+            elif kind == "churned":
                 movements["churned"] -= change
             elif change.amount > 0:
                 movements["expansion"] += change
             else:
                 movements["contraction"] -= change
-        elif isinstance(event, ev.FeedbackRecorded) and isinstance(event.score, NpsScore):
+    return arr_start, movements
+
+
+def _figures(
+    inside: list[ev.AccountEvent],
+    arr_start: Money,
+    movements: dict[str, Money],
+    arr_end: Money,
+    history: Iterable[ev.AccountEvent],
+    first: datetime,
+    after: datetime,
+) -> QbrFigures:
+    nps: list[int] = []
+    csat: list[int] = []
+    resolutions: list[float] = []
+    for event in inside:
+        if isinstance(event, ev.FeedbackRecorded) and isinstance(event.score, NpsScore):
             nps.append(event.score.value)
         elif isinstance(event, ev.FeedbackRecorded) and isinstance(event.score, CsatScore):
             csat.append(event.score.value)
@@ -185,7 +203,7 @@ def _figures(
         ):
             resolutions.append(_hours(event.effective_at - raised[event.issue_id]))
     return QbrFigures(
-        arr_start=_arr(before, zero),
+        arr_start=arr_start,
         arr_end=arr_end,
         **movements,
         nps_answers=tuple(nps),
@@ -197,44 +215,6 @@ def _figures(
         median_first_response_hours=_median(responses),
         median_resolution_hours=_median(resolutions),
     )
-
-
-REVENUE_EVENTS = (
-    ev.ContractStarted,
-    ev.Renewed,
-    ev.Reactivated,
-    ev.Churned,
-    ev.Upsold,
-    ev.CrossSold,
-    ev.Downgraded,
-)
-
-
-def _arr(lines: dict[str, Money], zero: Money) -> Money:
-    total = zero
-    for amount in lines.values():
-        total += amount
-    return total
-
-
-def _lines_after(event: ev.AccountEvent, lines: dict[str, Money]) -> dict[str, Money]:
-    """The product lines after a revenue event (as the aggregate changes them)."""
-    if isinstance(event, ev.ContractStarted | ev.Renewed | ev.Reactivated):
-        return {line.product: line.arr for line in event.lines}
-    if isinstance(event, ev.Churned):
-        return {}
-    changed = dict(lines)
-    if isinstance(event, ev.Upsold | ev.CrossSold):
-        added = event.added_arr if isinstance(event, ev.Upsold) else event.arr
-        changed[event.product] = changed.get(event.product, Money.zero(added.currency)) + added
-    elif isinstance(event, ev.Downgraded):
-        cut = event.reduced_by
-        left = changed.get(event.product, Money.zero(cut.currency)) - cut
-        if left.amount > 0:
-            changed[event.product] = left
-        else:
-            changed.pop(event.product, None)
-    return changed
 
 
 def _hours(span: timedelta) -> float:
