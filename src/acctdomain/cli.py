@@ -21,14 +21,6 @@ from typing import Annotated, Any, NoReturn
 import typer
 from eventsourcing.persistence import PersistenceError
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
 from acctdomain.application import AccountService, StoreSpec
@@ -49,7 +41,7 @@ from acctdomain.cli_kpis import add_kpis
 from acctdomain.cli_policies import GROUP as POLICIES
 from acctdomain.cli_policies import policies_app
 from acctdomain.cli_projections import GROUP as PROJECTIONS
-from acctdomain.cli_projections import _Plugins, projections_app
+from acctdomain.cli_projections import _Plugins, progress_bars, projections_app
 from acctdomain.cli_record import GROUP as RECORD
 from acctdomain.cli_record import record_app
 from acctdomain.cli_report import COMMAND as REPORT
@@ -444,19 +436,8 @@ def demo(
         )
     except (OSError, sqlite3.Error, PersistenceError) as error:
         _fail(f"--db {db}: cannot open an SQLite store there: {error}")
-    errors = Console(stderr=True)
     try:
-        progress = Progress(
-            TextColumn("Writing accounts"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=errors,
-            transient=True,
-            # Only animate for a person watching; logs and pipes get the summary alone.
-            disable=not errors.is_terminal,
-        )
+        progress = progress_bars("Writing accounts")
         task = progress.add_task("accounts", total=accounts)
         started = time.perf_counter()
         with progress:

@@ -18,15 +18,6 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
 from acctdomain.application import AccountService
@@ -43,6 +34,7 @@ from acctdomain.cli_projections import (
     _quiet_engine,
     _stdout,
     _where,
+    progress_bars,
 )
 from acctdomain.errors import AcctDomainError, InvalidValue
 from acctdomain.importing import FORMATS, ImportReport, import_files, write_rejects
@@ -100,17 +92,7 @@ def _service(ctx: typer.Context, db: str | None) -> tuple[AccountService, str]:
 @contextmanager
 def _progress_bar() -> Iterator[Callable[[str, int, int], None]]:
     """Reading and writing bars on stderr, only for a person watching."""
-    errors = Console(stderr=True)
-    progress = Progress(
-        TextColumn("{task.description:<8}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=errors,
-        transient=True,
-        disable=not errors.is_terminal,
-    )
+    progress = progress_bars("{task.description:<8}")
     tasks: dict[str, Any] = {}
 
     def update(phase: str, done: int, total: int) -> None:

@@ -54,7 +54,7 @@ from acctdomain.projections import (
     keeps_accounts_apart,
 )
 
-__all__ = ["GROUP", "projections_app"]
+__all__ = ["GROUP", "progress_bars", "projections_app"]
 
 GROUP = "projections"
 USAGE_ERROR = 2
@@ -559,11 +559,11 @@ def _stopped_by_signals(stop: threading.Event) -> Iterator[None]:
 # --- rebuild ----------------------------------------------------------------------------------
 
 
-@contextmanager
-def _progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
-    """A progress callback drawing a bar on stderr, only for a person watching."""
+def progress_bars(label: str) -> Progress:
+    """Bars on stderr (``label``, done of total, elapsed, remaining) that draw only for a
+    person watching: logs and pipes get the command's own output alone."""
     errors = Console(stderr=True)
-    progress = Progress(
+    return Progress(
         TextColumn(label),
         BarColumn(),
         MofNCompleteColumn(),
@@ -573,6 +573,12 @@ def _progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
         transient=True,
         disable=not errors.is_terminal,
     )
+
+
+@contextmanager
+def _progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress callback drawing a bar on stderr, only for a person watching."""
+    progress = progress_bars(label)
     task = progress.add_task(label, total=None)
     with progress:
         yield lambda done, total: progress.update(task, completed=done, total=total)
