@@ -46,6 +46,9 @@ __all__ = [
     "OpenRequest",
     "SurveyAnswer",
     "account_facts",
+    "arr_on",
+    "arr_on_days",
+    "lines_total",
     "moment",
 ]
 
@@ -186,12 +189,12 @@ def arr_on_days(
             for index, until in enumerate(ends):
                 if effective <= until:
                     found[index] = after
-    return tuple(
-        None
-        if lines is None
-        else Money(sum((Decimal(amount) for amount in lines.values()), Decimal(0)), currency)
-        for lines in found
-    )
+    return tuple(None if lines is None else lines_total(lines, currency) for lines in found)
+
+
+def lines_total(lines: Mapping[str, str], currency: str) -> Money:
+    """The ARR of the product lines a ``kpi_facts`` revenue fact left (amounts as text)."""
+    return Money(sum((Decimal(amount) for amount in lines.values()), Decimal(0)), currency)
 
 
 def _issues(issues: Mapping[str, dict[str, Any]], end: int) -> list[OpenIssue]:

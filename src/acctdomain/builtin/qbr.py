@@ -23,6 +23,7 @@ from uuid import UUID
 
 import attrs
 
+from acctdomain.builtin.facts import lines_total
 from acctdomain.builtin.kpi_facts import REVENUE, micros
 from acctdomain.builtin.plans import AccountPlan, account_plan
 from acctdomain.builtin.value import ValueRealised, value_realised
@@ -152,7 +153,7 @@ def _movements(
         for effective, _recorded, kind, lines in row["revenue"]:
             if effective >= high:
                 return arr_start, movements
-            total = Money(sum((Decimal(a) for a in lines.values()), Decimal(0)), zero.currency)
+            total = lines_total(lines, zero.currency)
             if effective < low:
                 arr = arr_start = total
                 continue
