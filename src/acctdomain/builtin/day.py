@@ -21,7 +21,7 @@ from uuid import UUID
 
 import attrs
 
-from acctdomain.builtin.facts import AccountFacts, account_facts
+from acctdomain.builtin.facts import AccountFacts, account_facts, read_once
 from acctdomain.builtin.stakeholders import DECIDING_ROLES
 from acctdomain.builtin.targets import DEFAULT_TARGETS, ServiceTargets
 from acctdomain.builtin.workday import require_day
@@ -231,8 +231,9 @@ def today(
     day = require_day("on", on if on is not None else service.clock().date())
     if catch_up:
         service.catch_up()
+    read_models = read_once(service.read_model)
     book = (
-        account_facts(service.read_model, account_id, today=day)
+        account_facts(read_models, account_id, today=day)
         for account_id in accounts_of(service, manager)
     )
     return prioritise(book, today=day, settings=settings, manager=manager, limit=limit)

@@ -17,6 +17,7 @@ the current ones. For a past day exactly as it was known, read the read models a
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -50,9 +51,16 @@ __all__ = [
     "arr_on_days",
     "lines_total",
     "moment",
+    "read_once",
 ]
 
 ReadModels = Callable[[str], ReadModel]
+
+
+def read_once(read_models: ReadModels) -> ReadModels:
+    """``read_models`` that looks each read model up once (a lookup reads which version is
+    served): for the facts of a whole book."""
+    return functools.cache(read_models)
 
 
 def moment(micro: int) -> datetime:

@@ -16,7 +16,7 @@ import attrs
 
 from acctdomain.application.health import Bands, HealthScore
 from acctdomain.builtin.day import accounts_of
-from acctdomain.builtin.facts import AccountFacts, account_facts
+from acctdomain.builtin.facts import AccountFacts, account_facts, read_once
 from acctdomain.builtin.plans import Progress
 from acctdomain.builtin.workday import require_day
 from acctdomain.domain.values import AccountStatus, Money
@@ -84,8 +84,9 @@ def portfolio(
         service.catch_up()
     now = datetime.combine(day, time.max, tzinfo=UTC)
     entries = []
+    read_models = read_once(service.read_model)
     for account_id in accounts_of(service, manager):
-        facts = account_facts(service.read_model, account_id, today=day)
+        facts = account_facts(read_models, account_id, today=day)
         if facts.status is AccountStatus.CHURNED:
             health = HealthScore(account_id, None, None, ())
         else:

@@ -602,7 +602,7 @@ def today_data(context: ReportContext) -> dict[str, Any]:
         return skipped
     # The workday plugin's views (the read models are checked above).
     from acctdomain.builtin.day import prioritise, today
-    from acctdomain.builtin.facts import account_facts
+    from acctdomain.builtin.facts import account_facts, read_once
     from acctdomain.builtin.workday_cli import day_report
 
     context.catch_up()
@@ -610,9 +610,9 @@ def today_data(context: ReportContext) -> dict[str, Any]:
     filters = request.given_filters
     manager = filters.pop("manager", None)
     if filters:
+        read_models = read_once(service.read_model)
         book = (
-            account_facts(service.read_model, row["account_id"], today=day)
-            for row in context.accounts()
+            account_facts(read_models, row["account_id"], today=day) for row in context.accounts()
         )
         ranked = prioritise(book, today=day, manager=manager, limit=TODAY_LIMIT)
     else:
